@@ -1,0 +1,1 @@
+"""Application layer: the use cases, orchestrating the domain and the repository."""

@@ -1,0 +1,43 @@
+"""The composition root: the one place that knows every concrete class.
+
+`build_container` runs at start-up (inside the async main, never at import
+time) and registers each adapter under the abstraction the inner layers ask
+for. Tests call it with `overrides` to swap any registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import punq
+
+from service.application.page_token import PageTokenCodec
+from service.application.ports import Clock, IdGenerator, SystemClock, UuidGenerator
+from service.application.todo_entry import TodoEntryService
+from service.domain.repository import TodoRepository
+from service.infrastructure.config import Settings
+from service.infrastructure.grpc.todo_entry import TodoServicer
+from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
+
+
+def build_container(settings: Settings, overrides: Mapping[type[Any], object] | None = None) -> punq.Container:
+    """A container with every service registered as a singleton.
+
+    `overrides` maps an abstraction to the instance to use instead of the
+    default (for example a repository, a clock or an id generator in tests).
+    """
+    overrides = dict(overrides or {})
+    defaults: dict[type[Any], object] = {
+        Settings: settings,
+        TodoRepository: InMemoryTodoRepository(),
+        PageTokenCodec: PageTokenCodec(settings.page_token_secret.encode()),
+        Clock: SystemClock(),
+        IdGenerator: UuidGenerator(),
+    }
+    container = punq.Container()
+    for service, instance in {**defaults, **overrides}.items():
+        container.register(service, instance=instance)
+    container.register(TodoEntryService, scope=punq.Scope.singleton)
+    container.register(TodoServicer, scope=punq.Scope.singleton)
+    return container

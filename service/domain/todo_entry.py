@@ -1,0 +1,222 @@
+"""The TodoEntry aggregate and the rules its fields follow.
+
+An entry is immutable: every change returns a new entry with the version
+raised by one, or the same object when nothing changed. The etag is derived
+from the version (and the creation time, so that an id reused after a delete
+never repeats an old etag).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from service.domain.errors import ConcurrentModificationError, FieldViolation, ValidationError
+
+MAX_CONTENT_LENGTH = 4096
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 64
+TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:/-]*")
+TAG_RULE = f"1 to {MAX_TAG_LENGTH} characters of [a-z0-9] followed by [a-z0-9._:/-]"
+MAX_ID_LENGTH = 128
+CLIENT_ID_PATTERN = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+CLIENT_ID_RULE = (
+    "1 to 63 characters: lowercase letters, digits and hyphens, "
+    "starting with a letter and not ending with a hyphen"
+)
+
+
+def normalize_content(raw: str, field: str = "content") -> str:
+    """Trimmed content, or a ValidationError naming `field`."""
+    content = raw.strip()
+    if not content:
+        raise ValidationError.single(field, "must not be empty")
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise ValidationError.single(field, f"must be at most {MAX_CONTENT_LENGTH} characters")
+    return content
+
+
+def _tag_problem(tag: str) -> str | None:
+    if not tag:
+        return "must not be empty"
+    if len(tag) > MAX_TAG_LENGTH:
+        return f"must be at most {MAX_TAG_LENGTH} characters"
+    if TAG_PATTERN.fullmatch(tag) is None:
+        return f"must be {TAG_RULE}"
+    return None
+
+
+def normalize_tag(raw: str, field: str = "tag") -> str:
+    """A trimmed, lower-cased tag, or a ValidationError naming `field`."""
+    tag = raw.strip().lower()
+    problem = _tag_problem(tag)
+    if problem is not None:
+        raise ValidationError.single(field, problem)
+    return tag
+
+
+def normalize_tags(raw: Iterable[str], field: str = "tags", limit: int | None = MAX_TAGS) -> frozenset[str]:
+    """A set of normalised tags; every bad tag is reported as `field[i]`."""
+    tags: set[str] = set()
+    violations: list[FieldViolation] = []
+    for index, item in enumerate(raw):
+        tag = item.strip().lower()
+        problem = _tag_problem(tag)
+        if problem is None:
+            tags.add(tag)
+        else:
+            violations.append(FieldViolation(f"{field}[{index}]", problem))
+    if limit is not None and len(tags) > limit:
+        violations.append(FieldViolation(field, f"must hold at most {limit} distinct tags"))
+    if violations:
+        raise ValidationError(violations)
+    return frozenset(tags)
+
+
+def validate_client_id(entry_id: str, field: str = "todo_id") -> str:
+    """A client-chosen id, checked against the documented pattern."""
+    if CLIENT_ID_PATTERN.fullmatch(entry_id) is None:
+        raise ValidationError.single(field, f"must be {CLIENT_ID_RULE}")
+    return entry_id
+
+
+def validate_entry_id(entry_id: str, field: str = "id") -> str:
+    """An id used to address an existing entry: non-empty and of sane length."""
+    if not entry_id:
+        raise ValidationError.single(field, "must not be empty")
+    if len(entry_id) > MAX_ID_LENGTH:
+        raise ValidationError.single(field, f"must be at most {MAX_ID_LENGTH} characters")
+    return entry_id
+
+
+def truncate_to_millis(moment: datetime) -> datetime:
+    """Timestamps keep millisecond precision, the precision every store keeps."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
+def millis(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime."""
+    return (moment.toordinal() - _EPOCH_ORDINAL) * 86_400_000 + (
+        (moment.hour * 3600 + moment.minute * 60 + moment.second) * 1000 + moment.microsecond // 1000
+    )
+
+
+_EPOCH_ORDINAL = datetime(1970, 1, 1, tzinfo=UTC).toordinal()
+
+
+@dataclass(frozen=True, slots=True)
+class TodoEntry:
+    """A todo entry: the aggregate root of this service."""
+
+    id: str
+    content: str
+    tags: frozenset[str]
+    done: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def create(
+        cls,
+        entry_id: str,
+        content: str,
+        tags: Iterable[str],
+        done: bool,
+        now: datetime,
+    ) -> TodoEntry:
+        """A new entry at version 1; every invalid field is reported at once."""
+        violations: list[FieldViolation] = []
+        normalized_content = ""
+        normalized_tags: frozenset[str] = frozenset()
+        try:
+            normalized_content = normalize_content(content)
+        except ValidationError as error:
+            violations.extend(error.violations)
+        try:
+            normalized_tags = normalize_tags(tags)
+        except ValidationError as error:
+            violations.extend(error.violations)
+        if violations:
+            raise ValidationError(violations)
+        moment = truncate_to_millis(now)
+        return cls(
+            id=entry_id,
+            content=normalized_content,
+            tags=normalized_tags,
+            done=done,
+            created_at=moment,
+            updated_at=moment,
+            version=1,
+        )
+
+    @property
+    def etag(self) -> str:
+        """Opaque token of this state; changes with every change of the entry."""
+        return f'"{self.version}-{millis(self.created_at):x}"'
+
+    def ensure_etag(self, etag: str) -> None:
+        """Raise ConcurrentModificationError unless `etag` (when given) is current."""
+        if etag and etag != self.etag:
+            raise ConcurrentModificationError(self.id)
+
+    def edit(
+        self,
+        now: datetime,
+        *,
+        content: str | None = None,
+        tags: Iterable[str] | None = None,
+        done: bool | None = None,
+    ) -> TodoEntry:
+        """The entry with the given fields replaced; `self` when nothing changes."""
+        violations: list[FieldViolation] = []
+        new_content = self.content
+        new_tags = self.tags
+        if content is not None:
+            try:
+                new_content = normalize_content(content)
+            except ValidationError as error:
+                violations.extend(error.violations)
+        if tags is not None:
+            try:
+                new_tags = normalize_tags(tags)
+            except ValidationError as error:
+                violations.extend(error.violations)
+        if violations:
+            raise ValidationError(violations)
+        new_done = self.done if done is None else done
+        return self._changed(now, new_content, new_tags, new_done)
+
+    def add_tag(self, tag: str, now: datetime) -> TodoEntry:
+        """The entry with `tag` added; `self` when it is already there."""
+        normalized = normalize_tag(tag)
+        if normalized in self.tags:
+            return self
+        if len(self.tags) >= MAX_TAGS:
+            raise ValidationError.single("tag", f"the entry already has the maximum of {MAX_TAGS} tags")
+        return self._changed(now, self.content, self.tags | {normalized}, self.done)
+
+    def remove_tag(self, tag: str, now: datetime) -> TodoEntry:
+        """The entry without `tag`; `self` when it was not there."""
+        normalized = normalize_tag(tag)
+        if normalized not in self.tags:
+            return self
+        return self._changed(now, self.content, self.tags - {normalized}, self.done)
+
+    def _changed(self, now: datetime, content: str, tags: frozenset[str], done: bool) -> TodoEntry:
+        if content == self.content and tags == self.tags and done == self.done:
+            return self
+        moment = max(truncate_to_millis(now), self.updated_at)
+        return replace(
+            self,
+            content=content,
+            tags=tags,
+            done=done,
+            updated_at=moment,
+            version=self.version + 1,
+        )

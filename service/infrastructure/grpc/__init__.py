@@ -1,0 +1,1 @@
+"""Inbound gRPC adapter: servicer, message mapping, error mapping, server factory."""

@@ -1,0 +1,67 @@
+"""The todo.v1.TodoService servicer: request -> command -> use case -> response.
+
+No business rules here: messages are mapped by `todo_entry_mapper`, errors
+by `errors`; the servicer only sequences the two around the use case.
+"""
+
+from __future__ import annotations
+
+import grpc
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+from service.application.todo_entry import TodoEntryService
+from service.infrastructure.grpc import todo_entry_mapper as mapper
+from service.infrastructure.grpc.errors import Context, unary_handler
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TodoService"].full_name
+
+
+class TodoServicer(pb_grpc.TodoServiceServicer):
+    """Serves todo.v1.TodoService from the TodoEntryService use cases."""
+
+    def __init__(self, todos: TodoEntryService) -> None:
+        self._todos = todos
+
+    async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
+        entry = await self._todos.create(mapper.create_command(request))
+        return pb.CreateTodoResponse(todo=mapper.to_message(entry))
+
+    async def GetTodo(self, request: pb.GetTodoRequest, context: Context) -> pb.GetTodoResponse:
+        entry = await self._todos.get(request.id)
+        return pb.GetTodoResponse(todo=mapper.to_message(entry))
+
+    async def ListTodos(self, request: pb.ListTodosRequest, context: Context) -> pb.ListTodosResponse:
+        page = await self._todos.list(mapper.list_command(request))
+        return pb.ListTodosResponse(
+            todos=[mapper.to_message(entry) for entry in page.entries],
+            next_page_token=page.next_page_token,
+        )
+
+    async def UpdateTodo(self, request: pb.UpdateTodoRequest, context: Context) -> pb.UpdateTodoResponse:
+        entry = await self._todos.update(mapper.update_command(request))
+        return pb.UpdateTodoResponse(todo=mapper.to_message(entry))
+
+    async def DeleteTodo(self, request: pb.DeleteTodoRequest, context: Context) -> pb.DeleteTodoResponse:
+        await self._todos.delete(request.id, request.etag)
+        return pb.DeleteTodoResponse()
+
+    async def AddTag(self, request: pb.AddTagRequest, context: Context) -> pb.AddTagResponse:
+        entry = await self._todos.add_tag(request.id, request.tag)
+        return pb.AddTagResponse(todo=mapper.to_message(entry))
+
+    async def RemoveTag(self, request: pb.RemoveTagRequest, context: Context) -> pb.RemoveTagResponse:
+        entry = await self._todos.remove_tag(request.id, request.tag)
+        return pb.RemoveTagResponse(todo=mapper.to_message(entry))
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+        """The RPC handlers of this servicer, keyed by method name."""
+        return {
+            "CreateTodo": unary_handler(self.CreateTodo, pb.CreateTodoRequest),
+            "GetTodo": unary_handler(self.GetTodo, pb.GetTodoRequest),
+            "ListTodos": unary_handler(self.ListTodos, pb.ListTodosRequest),
+            "UpdateTodo": unary_handler(self.UpdateTodo, pb.UpdateTodoRequest),
+            "DeleteTodo": unary_handler(self.DeleteTodo, pb.DeleteTodoRequest),
+            "AddTag": unary_handler(self.AddTag, pb.AddTagRequest),
+            "RemoveTag": unary_handler(self.RemoveTag, pb.RemoveTagRequest),
+        }

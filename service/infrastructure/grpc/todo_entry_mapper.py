@@ -1,0 +1,58 @@
+"""The one place where protobuf messages and domain objects meet."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from todo.v1 import todo_service_pb2 as pb
+
+from service.application.todo_entry import CreateTodo, ListTodos, TodoDraft, UpdateTodo
+from service.domain.todo_entry import TodoEntry, millis
+
+
+def _timestamp(ms: int) -> Timestamp:
+    seconds, rest = divmod(ms, 1000)
+    return Timestamp(seconds=seconds, nanos=rest * 1_000_000)
+
+
+def to_message(entry: TodoEntry) -> pb.Todo:
+    """A domain entry as a todo.v1.Todo (tags sorted)."""
+    created = millis(entry.created_at)
+    updated = created if entry.updated_at is entry.created_at else millis(entry.updated_at)
+    return pb.Todo(
+        id=entry.id,
+        content=entry.content,
+        tags=sorted(entry.tags),
+        done=entry.done,
+        create_time=_timestamp(created),
+        update_time=_timestamp(updated),
+        etag=entry.etag,
+    )
+
+
+def _draft(todo: pb.Todo) -> TodoDraft:
+    return TodoDraft(content=todo.content, tags=tuple(todo.tags), done=todo.done)
+
+
+def create_command(request: pb.CreateTodoRequest) -> CreateTodo:
+    return CreateTodo(todo=_draft(request.todo), todo_id=request.todo_id, request_id=request.request_id)
+
+
+def list_command(request: pb.ListTodosRequest) -> ListTodos:
+    return ListTodos(
+        page_size=request.page_size,
+        page_token=request.page_token,
+        search=request.search,
+        tags=tuple(request.tags),
+        done=request.done if request.HasField("done") else None,
+    )
+
+
+def update_command(request: pb.UpdateTodoRequest) -> UpdateTodo:
+    """AIP-134: an absent mask means the fields `todo` sets to non-default values."""
+    todo = request.todo
+    if request.HasField("update_mask"):
+        paths = tuple(request.update_mask.paths)
+    else:
+        implied = (("content", bool(todo.content)), ("tags", bool(todo.tags)), ("done", todo.done))
+        paths = tuple(name for name, populated in implied if populated)
+    return UpdateTodo(id=todo.id, todo=_draft(todo), paths=paths, etag=todo.etag)

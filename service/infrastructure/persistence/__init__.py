@@ -1,0 +1,1 @@
+"""Persistence adapters implementing the domain's TodoRepository."""
