@@ -7,6 +7,7 @@ for. Tests call it with `overrides` to swap any registration.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,13 +22,19 @@ from service.infrastructure.grpc.todo_entry import TodoServicer
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 
 
-def build_container(settings: Settings, overrides: Mapping[type[Any], object] | None = None) -> punq.Container:
+def build_container(
+    settings: Settings, overrides: Mapping[type[Any], object] | None = None
+) -> punq.Container:
     """A container with every service registered as a singleton.
 
     `overrides` maps an abstraction to the instance to use instead of the
     default (for example a repository, a clock or an id generator in tests).
     """
     overrides = dict(overrides or {})
+    if TodoRepository not in overrides:
+        logging.getLogger("service").warning(
+            "no database configured: using the in-memory store, entries are lost when the process stops"
+        )
     defaults: dict[type[Any], object] = {
         Settings: settings,
         TodoRepository: InMemoryTodoRepository(),

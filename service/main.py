@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from service.container import build_container
 from service.infrastructure.config import ConfigError, Settings
@@ -21,18 +23,22 @@ from service.infrastructure.grpc.server import start_server
 _log = logging.getLogger("service")
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run the service until `stop` is set (by default: until SIGTERM or SIGINT)."""
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    overrides: Mapping[type[Any], object] | None = None,
+) -> None:
+    """Run the service until `stop` is set (by default: until SIGTERM or SIGINT).
+
+    `overrides` replaces registrations of the container (see build_container).
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    container = build_container(settings)
+    container = build_container(settings, overrides)
     running = await start_server(container, settings.grpc_address)
     host = settings.grpc_address.rsplit(":", 1)[0]
-    _log.warning(
-        "the in-memory store is in use: entries are lost when the process stops",
-    )
     await running.set_serving(True)
     _log.info("serving todo.v1.TodoService on %s:%d", host, running.port)
     await stop.wait()
@@ -41,7 +47,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     _log.info("stopped")
 
 
-def main() -> int:
+def main(overrides: Mapping[type[Any], object] | None = None) -> int:
     """Entry point of `python -m service`; returns the exit status."""
     try:
         settings = Settings.from_env(os.environ)
@@ -54,7 +60,7 @@ def main() -> int:
         stream=sys.stderr,
     )
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, overrides=overrides))
     except RuntimeError as error:
         if str(error).startswith("cannot listen on"):
             _log.error("%s", error)

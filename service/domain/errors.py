@@ -29,9 +29,7 @@ class ConcurrentModificationError(DomainError):
     """The entry changed since the caller read it (stale etag or version)."""
 
     def __init__(self, entry_id: str) -> None:
-        super().__init__(
-            f"todo entry {entry_id!r} was changed concurrently; read it again and retry"
-        )
+        super().__init__(f"todo entry {entry_id!r} was changed concurrently; read it again and retry")
         self.entry_id = entry_id
 
 
@@ -62,4 +60,6 @@ class ValidationError(DomainError):
 
     def under(self, prefix: str) -> ValidationError:
         """The same violations with their fields nested below `prefix`."""
-        return ValidationError([FieldViolation(f"{prefix}.{v.field}", v.description) for v in self.violations])
+        return ValidationError(
+            [FieldViolation(f"{prefix}.{v.field}", v.description) for v in self.violations]
+        )

@@ -16,7 +16,7 @@ DEFAULT_GRPC_ADDRESS = "0.0.0.0:50051"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 # Signs page tokens. Set TODO_PAGE_TOKEN_SECRET in production so that clients
 # cannot forge tokens; every replica must share the same value.
-DEFAULT_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"
+DEFAULT_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (documented default)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")

@@ -42,11 +42,12 @@ INTERNAL = "INTERNAL"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 RequestT = TypeVar("RequestT", bound=Message)
+ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 ResponseT = TypeVar("ResponseT", bound=Message)
 
 
-class _Parser(Protocol[RequestT]):
-    def FromString(self, serialized: bytes) -> RequestT: ...  # noqa: N802 (protobuf's name)
+class _Parser(Protocol[ParsedT_co]):
+    def FromString(self, serialized: bytes) -> ParsedT_co: ...  # noqa: N802 (protobuf's name)
 
 
 def _details(
@@ -77,7 +78,7 @@ def _details(
 def status_for(error: DomainError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
     """Status code, message and trailing metadata (with details) for a domain error."""
     for kind in type(error).__mro__:
-        entry = ERROR_TABLE.get(kind)  # type: ignore[call-overload]
+        entry = ERROR_TABLE.get(kind)
         if entry is not None:
             break
     else:  # a DomainError subclass nobody put in the table: a bug, not a client mistake
@@ -132,4 +133,4 @@ def unary_handler(
             raise  # pragma: no cover (abort raises)
         return response.SerializeToString()
 
-    return grpc.unary_unary_rpc_method_handler(handle)  # type: ignore[arg-type]
+    return grpc.unary_unary_rpc_method_handler(handle)

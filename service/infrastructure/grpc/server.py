@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 import punq
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
@@ -16,13 +18,23 @@ HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVED_HEALTH_NAMES = ("", SERVICE_NAME)
 
 
+class HealthStatuses(Protocol):
+    """The part of grpc_health's aio HealthServicer we use (it ships no types)."""
+
+    async def set(
+        self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None: ...
+
+    async def enter_graceful_shutdown(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RunningServer:
     """A started server, the port it bound and its health servicer."""
 
     server: grpc.aio.Server
     port: int
-    health: health.aio.HealthServicer
+    health: HealthStatuses
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -52,9 +64,10 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
     servicer: TodoServicer = container.resolve(TodoServicer)
     handlers = servicer.method_handlers()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
-    health_servicer = health.aio.HealthServicer()
+    health_servicer: HealthStatuses = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in SERVED_HEALTH_NAMES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -7,12 +7,12 @@ by `errors`; the servicer only sequences the two around the use case.
 from __future__ import annotations
 
 import grpc
-from todo.v1 import todo_service_pb2 as pb
-from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
 from service.application.todo_entry import TodoEntryService
 from service.infrastructure.grpc import todo_entry_mapper as mapper
 from service.infrastructure.grpc.errors import Context, unary_handler
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TodoService"].full_name
 

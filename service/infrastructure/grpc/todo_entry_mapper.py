@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from todo.v1 import todo_service_pb2 as pb
 
 from service.application.todo_entry import CreateTodo, ListTodos, TodoDraft, UpdateTodo
 from service.domain.todo_entry import TodoEntry, millis
+from todo.v1 import todo_service_pb2 as pb
 
 
 def _timestamp(ms: int) -> Timestamp:

@@ -1,0 +1,77 @@
+# Two set-up commands on a fresh machine: `make run` and `make check`.
+# Everything they need is installed here, pinned: Python packages from uv.lock
+# (through a pinned uv), Go tools at pinned versions into .tools/bin.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+GRPCURL_VERSION := v1.9.4
+
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/uv/bin/uv
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+GRPCURL := $(TOOLS)/bin/grpcurl
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+# `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
+RUN_ADDRESS ?= 127.0.0.1:50051
+
+.PHONY: help install tools run check lint format typecheck imports proto generate generated-check test clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV) ## Install the locked Python dependencies into .venv
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+$(GRPCURL):
+	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+tools: $(GRPCURL) ## Install the pinned Go tools (grpcurl) into .tools/bin
+
+run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
+	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} $(BIN)/python -m service
+
+generate: install ## Regenerate generated/ from protos/
+	./scripts/generate.sh generated
+
+check: install tools lint typecheck imports proto generated-check test ## Every check and test
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check service tests scripts
+	$(BIN)/ruff format --check service tests scripts
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix service tests scripts
+	$(BIN)/ruff format service tests scripts
+
+typecheck: install ## mypy --strict over service/ and tests/
+	$(BIN)/mypy --strict service tests
+
+imports: install ## import-linter layer contracts
+	$(BIN)/lint-imports
+
+proto: install ## buf lint and buf format check
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+
+generated-check: install ## Fail when generated/ is stale
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	./scripts/generate.sh "$$tmp" >/dev/null; \
+	if ! diff -r -x __pycache__ "$$tmp/todo" generated/todo; then \
+	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+
+test: install tools ## pytest (unit, end-to-end, grpcurl)
+	TODO_GRPCURL=$(GRPCURL) $(BIN)/pytest
+
+clean: ## Remove the virtualenv and the installed tools
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

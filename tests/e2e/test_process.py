@@ -1,0 +1,77 @@
+"""The service as its own process: start-up, configuration errors, SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import grpc
+
+from tests.e2e.process import REPO, ServiceProcess
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+
+def run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service"],
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_invalid_configuration_is_one_line_and_exit_code_2() -> None:
+    for env in (
+        {"TODO_GRPC_ADDRESS": "localhost"},
+        {"TODO_GRPC_ADDRESS": "127.0.0.1:99999"},
+        {"TODO_LOG_LEVEL": "chatty"},
+        {"TODO_SHUTDOWN_GRACE_SECONDS": "-1"},
+    ):
+        result = run_with(env)
+        assert result.returncode == 2, (env, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("todo-service: configuration error:")
+        assert next(iter(env)) in lines[0]
+
+
+def test_an_address_in_use_is_a_clear_error_not_a_traceback() -> None:
+    with ServiceProcess() as first:
+        address = first.wait_serving()
+        result = run_with({"TODO_GRPC_ADDRESS": address})
+        assert result.returncode == 1
+        assert f"cannot listen on {address}" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert first.terminate() == 0
+
+
+async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0() -> None:
+    with ServiceProcess({"TODO_TEST_READ_DELAY": "1.5"}, module="tests.e2e.slow_service") as service:
+        address = service.wait_serving()
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+            todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="drain me")))).todo
+            in_flight = asyncio.ensure_future(stub.GetTodo(pb.GetTodoRequest(id=todo.id)))
+            await asyncio.to_thread(service.wait_for, f"slow read started: {todo.id}")
+            service.process.terminate()  # SIGTERM
+            response = await in_flight
+            assert response.todo == todo
+            code = await asyncio.to_thread(service.wait)
+        assert code == 0, service.output
+        assert "shutting down" in service.output
+        assert "Traceback" not in service.output
+
+
+async def test_sigint_also_stops_cleanly() -> None:
+    with ServiceProcess() as service:
+        address = service.wait_serving()
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+            await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="x")))
+        service.process.send_signal(2)
+        assert service.wait() == 0, service.output

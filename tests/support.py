@@ -1,0 +1,33 @@
+"""Test helpers shared by every suite: a controllable clock and id generator."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+
+class FakeClock:
+    """A clock that moves only when told (or by `step` on every reading)."""
+
+    def __init__(self, start: datetime | None = None, step: timedelta = timedelta(0)) -> None:
+        self.current = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        self.step = step
+
+    def now(self) -> datetime:
+        moment = self.current
+        self.current += self.step
+        return moment
+
+    def advance(self, delta: timedelta = timedelta(milliseconds=1)) -> None:
+        self.current += delta
+
+
+class SequentialIds:
+    """Ids `id-0001`, `id-0002`, ... in order."""
+
+    def __init__(self, prefix: str = "id-") -> None:
+        self._counter = itertools.count(1)
+        self._prefix = prefix
+
+    def new_id(self) -> str:
+        return f"{self._prefix}{next(self._counter):04d}"
