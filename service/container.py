@@ -19,25 +19,35 @@ from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.todo_entry import TodoServicer
+from service.infrastructure.persistence.memory.store import InMemoryStore
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
+from service.infrastructure.persistence.mongo.client import MongoStore
+from service.infrastructure.persistence.mongo.todo_entry import MongoTodoRepository
+from service.infrastructure.persistence.store import Store
 
 
-def build_container(
-    settings: Settings, overrides: Mapping[type[Any], object] | None = None
-) -> punq.Container:
+def build_container(settings: Settings, overrides: Mapping[type[Any], object] | None = None) -> punq.Container:
     """A container with every service registered as a singleton.
 
     `overrides` maps an abstraction to the instance to use instead of the
     default (for example a repository, a clock or an id generator in tests).
     """
     overrides = dict(overrides or {})
-    if TodoRepository not in overrides:
-        logging.getLogger("service").warning(
-            "no database configured: using the in-memory store, entries are lost when the process stops"
-        )
+    store: Store
+    repository: TodoRepository
+    if settings.mongodb is not None:
+        mongo = MongoStore(settings.mongodb)
+        store, repository = mongo, MongoTodoRepository(mongo)
+    else:
+        store, repository = InMemoryStore(), InMemoryTodoRepository()
+        if TodoRepository not in overrides:
+            logging.getLogger("service").warning(
+                "TODO_MONGODB_URI is not set: using the in-memory store, entries are lost when the process stops"
+            )
     defaults: dict[type[Any], object] = {
         Settings: settings,
-        TodoRepository: InMemoryTodoRepository(),
+        Store: store,
+        TodoRepository: repository,
         PageTokenCodec: PageTokenCodec(settings.page_token_secret.encode()),
         Clock: SystemClock(),
         IdGenerator: UuidGenerator(),

@@ -9,16 +9,20 @@ exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from typing import Any
 
 from service.container import build_container
 from service.infrastructure.config import ConfigError, Settings
 from service.infrastructure.grpc.server import start_server
+from service.infrastructure.persistence.store import Store
+from service.infrastructure.readiness import watch_readiness
 
 _log = logging.getLogger("service")
 
@@ -37,14 +41,30 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     container = build_container(settings, overrides)
-    running = await start_server(container, settings.grpc_address)
-    host = settings.grpc_address.rsplit(":", 1)[0]
-    await running.set_serving(True)
-    _log.info("serving todo.v1.TodoService on %s:%d", host, running.port)
-    await stop.wait()
-    _log.info("shutting down: health NOT_SERVING, draining for up to %.1fs", settings.shutdown_grace_seconds)
-    await running.stop(settings.shutdown_grace_seconds)
+    store: Store = container.resolve(Store)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(store.close)  # closed last
+        running = await start_server(container, settings.grpc_address)
+        stack.push_async_callback(_drain, running.stop, settings.shutdown_grace_seconds)
+        host = settings.grpc_address.rsplit(":", 1)[0]
+        _log.info("serving todo.v1.TodoService on %s:%d with the %s", host, running.port, store.description)
+        monitor = asyncio.create_task(
+            watch_readiness(store, running.set_serving, settings.health_interval_seconds), name="readiness"
+        )
+        stack.push_async_callback(_cancel, monitor)  # stopped first
+        await stop.wait()
     _log.info("stopped")
+
+
+async def _drain(stop_server: Callable[[float], Awaitable[None]], grace: float) -> None:
+    _log.info("shutting down: health NOT_SERVING, draining for up to %.1fs", grace)
+    await stop_server(grace)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def main(overrides: Mapping[type[Any], object] | None = None) -> int:

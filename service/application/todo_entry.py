@@ -195,9 +195,7 @@ class TodoEntryService:
         validate_entry_id(entry_id)
         return await self._change(entry_id, lambda entry: entry.remove_tag(tag, self._clock.now()))
 
-    async def _change(
-        self, entry_id: str, change: Callable[[TodoEntry], TodoEntry], etag: str = ""
-    ) -> TodoEntry:
+    async def _change(self, entry_id: str, change: Callable[[TodoEntry], TodoEntry], etag: str = "") -> TodoEntry:
         """Read, change and compare-and-set write one entry.
 
         With an etag, a concurrent change is the caller's conflict

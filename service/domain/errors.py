@@ -33,6 +33,14 @@ class ConcurrentModificationError(DomainError):
         self.entry_id = entry_id
 
 
+class StoreUnavailableError(DomainError):
+    """The store cannot be reached right now; the same request may succeed later."""
+
+
+class StoreTimeoutError(DomainError):
+    """The store did not answer within the time the request had left."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
     """One field of a request that breaks a rule.
@@ -60,6 +68,4 @@ class ValidationError(DomainError):
 
     def under(self, prefix: str) -> ValidationError:
         """The same violations with their fields nested below `prefix`."""
-        return ValidationError(
-            [FieldViolation(f"{prefix}.{v.field}", v.description) for v in self.violations]
-        )
+        return ValidationError([FieldViolation(f"{prefix}.{v.field}", v.description) for v in self.violations])

@@ -42,6 +42,10 @@ class TodoRepository(ABC):
     - ids are unique: adding a taken id raises TodoAlreadyExistsError.
     - `replace` and `delete` are compare-and-set on the stored version: the
       store, not the caller, decides who wins.
+
+    Any method may raise StoreUnavailableError (the store cannot be reached)
+    or StoreTimeoutError (it did not answer in time); nothing else escapes
+    from a store failure.
     """
 
     @abstractmethod

@@ -23,8 +23,7 @@ TAG_RULE = f"1 to {MAX_TAG_LENGTH} characters of [a-z0-9] followed by [a-z0-9._:
 MAX_ID_LENGTH = 128
 CLIENT_ID_PATTERN = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 CLIENT_ID_RULE = (
-    "1 to 63 characters: lowercase letters, digits and hyphens, "
-    "starting with a letter and not ending with a hyphen"
+    "1 to 63 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
 )
 
 

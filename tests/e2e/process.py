@@ -66,9 +66,11 @@ class ServiceProcess:
                     raise AssertionError(f"no line matching {pattern!r}; output so far:\n{''.join(self._lines)}")
                 self._changed.wait(min(remaining, 0.1))
 
-    def wait_serving(self, timeout: float = 30.0) -> str:
-        """The address `host:port` the service reports it serves on."""
+    def wait_serving(self, timeout: float = 30.0, ready: bool = True) -> str:
+        """The address `host:port` the service listens on (once ready, by default)."""
         match = self.wait_for(_SERVING.pattern, timeout)
+        if ready:
+            self.wait_for(r"readiness: SERVING", timeout)
         return f"{match['host']}:{match['port']}"
 
     def terminate(self, timeout: float = 30.0) -> int:

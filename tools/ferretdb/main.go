@@ -118,7 +118,13 @@ func run(args []string) int {
 	host := strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")
 
 	if err = waitReady(ctx, host, done); err != nil {
-		stop()
+		signalled := ctx.Err() != nil
+		stop() // cancels ctx, so Run returns
+		if signalled {
+			// Signalled before we became ready: still a clean shutdown.
+			<-done
+			return exitOK
+		}
 		fmt.Fprintf(os.Stderr, "ferretdb: not ready: %v\n", err)
 		select {
 		case <-done:
@@ -127,8 +133,9 @@ func run(args []string) int {
 		return exitFailure
 	}
 
-	logger.Warn("FerretDB started", "version", ferretVersion(), "backend", "sqlite",
-		"state_dir", dir, "uri", uri)
+	// Lifecycle lines go to stderr regardless of -log-level.
+	fmt.Fprintf(os.Stderr, "ferretdb: FerretDB %s (sqlite, state-dir %s) serving %s\n",
+		ferretVersion(), dir, uri)
 	fmt.Fprintf(os.Stdout, "ready %s\n", uri)
 
 	select {
@@ -141,13 +148,13 @@ func run(args []string) int {
 
 	// Restore default signal handling: a second SIGINT/SIGTERM kills us.
 	stop()
-	logger.Warn("signal received, shutting down")
+	fmt.Fprintln(os.Stderr, "ferretdb: signal received, shutting down (open client connections get a few seconds)")
 
 	if err = <-done; err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: shutdown: %v\n", err)
 		return exitFailure
 	}
-	logger.Warn("FerretDB stopped")
+	fmt.Fprintln(os.Stderr, "ferretdb: stopped cleanly")
 
 	return exitOK
 }

@@ -21,10 +21,13 @@ from google.rpc import error_details_pb2, status_pb2
 from service.domain.errors import (
     ConcurrentModificationError,
     DomainError,
+    StoreTimeoutError,
+    StoreUnavailableError,
     TodoAlreadyExistsError,
     TodoNotFoundError,
     ValidationError,
 )
+from service.infrastructure.deadline import set_deadline_in
 
 ERROR_DOMAIN = "todo.v1"
 _log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ ERROR_TABLE: dict[type[DomainError], tuple[grpc.StatusCode, str]] = {
     TodoNotFoundError: (grpc.StatusCode.NOT_FOUND, "TODO_NOT_FOUND"),
     TodoAlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, "TODO_ALREADY_EXISTS"),
     ConcurrentModificationError: (grpc.StatusCode.ABORTED, "CONCURRENT_MODIFICATION"),
+    StoreUnavailableError: (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
+    StoreTimeoutError: (grpc.StatusCode.DEADLINE_EXCEEDED, "STORE_TIMEOUT"),
 }
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
 INTERNAL = "INTERNAL"
@@ -109,6 +114,9 @@ def unary_handler(
     parse = request_type.FromString
 
     async def handle(raw: bytes, context: Context) -> bytes:
+        remaining = context.time_remaining()
+        if remaining is not None:
+            set_deadline_in(remaining)
         try:
             request = parse(raw)
         except DecodeError:

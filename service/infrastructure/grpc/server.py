@@ -21,9 +21,7 @@ SERVED_HEALTH_NAMES = ("", SERVICE_NAME)
 class HealthStatuses(Protocol):
     """The part of grpc_health's aio HealthServicer we use (it ships no types)."""
 
-    async def set(
-        self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
-    ) -> None: ...
+    async def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None: ...
 
     async def enter_graceful_shutdown(self) -> None: ...
 
@@ -37,9 +35,7 @@ class RunningServer:
     health: HealthStatuses
 
     async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in SERVED_HEALTH_NAMES:
             await self.health.set(name, status)
 

@@ -1,0 +1,1 @@
+"""MongoDB persistence, written once for Motor and for PyMongo's AsyncMongoClient."""

@@ -1,0 +1,136 @@
+"""The MongoDB connection: one client per process, Motor or PyMongo's async client.
+
+Motor (the default, as the design names it) is past its end of life; PyMongo's
+`AsyncMongoClient` is its successor with the same collection API, so the
+repository is written once against that API and both drivers run it
+(`TODO_MONGODB_DRIVER=motor|pymongo`).
+
+Every call goes through `MongoStore.bounded()`: it is limited by what is left
+of the RPC's deadline and by the configured maximum (PyMongo's client-side
+operation timeout, `pymongo.timeout`), and driver failures leave it as the
+domain's StoreUnavailableError or StoreTimeoutError, never as a driver error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pymongo
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+
+from service.domain.errors import StoreTimeoutError, StoreUnavailableError
+from service.infrastructure.deadline import time_left
+
+_log = logging.getLogger(__name__)
+
+Driver = Literal["motor", "pymongo"]
+COLLECTION = "todos"
+
+# The indexes the repository's queries rely on; created idempotently when the
+# database first answers. All of them work on MongoDB and on FerretDB v1 (no
+# sparse, partial or TTL indexes).
+INDEXES = [
+    # Idempotent CreateTodo: one entry per request key (always set, see mapper).
+    IndexModel([("request_key", ASCENDING)], name="request_key_unique", unique=True),
+    # ListTodos without filters: newest first, keyset on (create_time, _id).
+    IndexModel([("create_time", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
+    # ListTodos filtered on done / on a tag, still in keyset order.
+    IndexModel([("done", ASCENDING), ("create_time", DESCENDING), ("_id", DESCENDING)], name="done_newest_first"),
+    IndexModel([("tags", ASCENDING), ("create_time", DESCENDING), ("_id", DESCENDING)], name="tag_newest_first"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MongoSettings:
+    uri: str
+    database: str = "todo"
+    driver: Driver = "motor"
+    operation_timeout_seconds: float = 5.0
+    server_selection_timeout_seconds: float = 2.0
+    connect_timeout_seconds: float = 2.0
+
+
+def _client(settings: MongoSettings) -> Any:
+    options: dict[str, Any] = {
+        "tz_aware": True,
+        "appname": "todo-service",
+        "serverSelectionTimeoutMS": int(settings.server_selection_timeout_seconds * 1000),
+        "connectTimeoutMS": int(settings.connect_timeout_seconds * 1000),
+        "timeoutMS": int(settings.operation_timeout_seconds * 1000),
+    }
+    if settings.driver == "motor":
+        from motor.motor_asyncio import AsyncIOMotorClient  # noqa: PLC0415 (only the chosen driver loads)
+
+        return AsyncIOMotorClient(settings.uri, **options)
+    return pymongo.AsyncMongoClient(settings.uri, **options)
+
+
+class MongoStore:
+    """The client, the `todos` collection, readiness and close."""
+
+    def __init__(self, settings: MongoSettings) -> None:
+        self.settings = settings
+        self.description = f"MongoDB database {settings.database!r} through {settings.driver}"
+        self.client = _client(settings)
+        self.collection: Any = self.client[settings.database][COLLECTION]
+        self.ready = False
+        self._indexes_created = False
+
+    @contextmanager
+    def bounded(self) -> Iterator[None]:
+        """Bound the database calls inside by the RPC deadline and the maximum."""
+        timeout = self.settings.operation_timeout_seconds
+        left = time_left()
+        if left is not None:
+            if left <= 0:
+                raise StoreTimeoutError("the request's deadline passed before the database was asked")
+            timeout = min(timeout, left)
+        try:
+            with pymongo.timeout(timeout):
+                yield
+        except ServerSelectionTimeoutError as error:
+            _log.warning("database unavailable: %s", error)
+            raise StoreUnavailableError("the database is unavailable") from error
+        except PyMongoError as error:
+            if error.timeout:
+                _log.warning("database call timed out after %.3fs: %s", timeout, error)
+                raise StoreTimeoutError("the database did not answer in time") from error
+            if isinstance(error, ConnectionFailure):
+                _log.warning("database connection failed: %s", error)
+                raise StoreUnavailableError("the database is unavailable") from error
+            raise
+
+    def ensure_ready(self) -> None:
+        """Fail fast while the readiness check says the database is not usable."""
+        if not self.ready:
+            raise StoreUnavailableError("the database is not reachable or not ready yet")
+
+    async def check(self) -> bool:
+        """Ping; on the first success, create the indexes. Updates `ready`."""
+        try:
+            with pymongo.timeout(self.settings.server_selection_timeout_seconds):
+                await self.client.admin.command("ping")
+                if not self._indexes_created:
+                    await self.collection.create_indexes(INDEXES)
+                    self._indexes_created = True
+        except PyMongoError as error:
+            if self.ready:
+                _log.warning("database became unreachable: %s", error)
+            self.ready = False
+            return False
+        if not self.ready:
+            _log.info("database ready: %s", self.description)
+        self.ready = True
+        return True
+
+    async def close(self) -> None:
+        self.ready = False
+        result = self.client.close()
+        if asyncio.iscoroutine(result):  # PyMongo's async client; Motor closes synchronously
+            await result
