@@ -1,4 +1,8 @@
-"""An in-process server on a loopback port, driven over a real channel."""
+"""An in-process server on a loopback port, driven over a real channel.
+
+The `server` fixture runs every end-to-end test once per store kind: the
+in-memory store and MongoDB through Motor and through PyMongo's async client.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,23 @@ import grpc
 import pytest
 
 from service.container import build_container
-from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
+from service.infrastructure.persistence.store import Store
+from tests.stores import STORE_KINDS, cleaned_up, ready, settings_for
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RunningServer]:
-    running = await start_server(build_container(Settings(grpc_address="127.0.0.1:0")), "127.0.0.1:0")
-    await running.set_serving(True)
-    yield running
-    await running.stop(0.5)
+@pytest.fixture(params=STORE_KINDS)
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
+    settings = settings_for(request.param, request)
+    container = build_container(settings)
+    store: Store = container.resolve(Store)
+    async with cleaned_up(settings, store):
+        await ready(store)
+        running = await start_server(container, settings.grpc_address)
+        await running.set_serving(True)
+        yield running
+        await running.stop(0.5)
 
 
 @pytest.fixture

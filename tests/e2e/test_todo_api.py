@@ -258,6 +258,7 @@ class TestUpdate:
         error = await failure(stub.UpdateTodo(pb.UpdateTodoRequest(todo=pb.Todo(id="ghost", content="x"))))
         assert error.code == grpc.StatusCode.NOT_FOUND
 
+    @pytest.mark.needs_atomic_cas
     async def test_concurrent_updates_with_the_same_etag_exactly_one_wins(self, stub: Stub) -> None:
         todo = await create(stub, "start")
         calls = [
