@@ -30,6 +30,7 @@ from service.infrastructure.deadline import time_left
 _log = logging.getLogger(__name__)
 
 Driver = Literal["motor", "pymongo"]
+DEADLINE_RESERVE_SECONDS = 0.1
 COLLECTION = "todos"
 
 # The indexes the repository's queries rely on; created idempotently when the
@@ -81,6 +82,7 @@ class MongoStore:
         self.collection: Any = self.client[settings.database][COLLECTION]
         self.ready = False
         self._indexes_created = False
+        self._failures = 0
 
     @contextmanager
     def bounded(self) -> Iterator[None]:
@@ -88,6 +90,9 @@ class MongoStore:
         timeout = self.settings.operation_timeout_seconds
         left = time_left()
         if left is not None:
+            # Keep a little of the RPC's time to answer with a proper status
+            # before the client's own deadline fires.
+            left -= min(DEADLINE_RESERVE_SECONDS, left * 0.1)
             if left <= 0:
                 raise StoreTimeoutError("the request's deadline passed before the database was asked")
             timeout = min(timeout, left)
@@ -117,17 +122,31 @@ class MongoStore:
             with pymongo.timeout(self.settings.server_selection_timeout_seconds):
                 await self.client.admin.command("ping")
                 if not self._indexes_created:
-                    await self.collection.create_indexes(INDEXES)
-                    self._indexes_created = True
+                    await self._create_indexes()
         except PyMongoError as error:
-            if self.ready:
-                _log.warning("database became unreachable: %s", error)
+            if self.ready or not self._failures:
+                _log.warning("database not usable: %s", error)
+            self._failures += 1
             self.ready = False
             return False
+        self._failures = 0
         if not self.ready:
             _log.info("database ready: %s", self.description)
         self.ready = True
         return True
+
+    async def _create_indexes(self) -> None:
+        """Create the missing indexes, one at a time.
+
+        One at a time and only the missing ones: FerretDB v1.24 drops the
+        connection (a server-side panic) on a multi-index createIndexes whose
+        indexes all exist already.
+        """
+        existing = await self.collection.index_information()
+        for index in INDEXES:
+            if index.document["name"] not in existing:
+                await self.collection.create_indexes([index])
+        self._indexes_created = True
 
     async def close(self) -> None:
         self.ready = False
