@@ -15,13 +15,15 @@ UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 GRPCURL := $(TOOLS)/bin/grpcurl
+FERRETDB := $(TOOLS)/bin/todo-ferretdb
+FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools run check lint format typecheck imports proto generate generated-check test clean
+.PHONY: help install tools ferretdb run-mongo run check lint format typecheck imports proto generate generated-check test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,7 +38,19 @@ install: $(UV) ## Install the locked Python dependencies into .venv
 $(GRPCURL):
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-tools: $(GRPCURL) ## Install the pinned Go tools (grpcurl) into .tools/bin
+# The MongoDB-wire test server: FerretDB v1.24.2 embedded (see tools/ferretdb).
+$(FERRETDB): $(FERRETDB_SOURCES)
+	cd tools/ferretdb && go build -o $(FERRETDB) .
+
+tools: $(GRPCURL) $(FERRETDB) ## Install the pinned Go tools (grpcurl, FerretDB test server) into .tools/bin
+
+# A local MongoDB-wire server for `make run-mongo` (data in .tools/ferretdb-data).
+ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .tools/ferretdb-data)
+	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(TOOLS)/ferretdb-data
+
+run-mongo: install ## Serve on MongoDB at TODO_MONGODB_URI (default: the `make ferretdb` server)
+	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} \
+	TODO_MONGODB_URI=$${TODO_MONGODB_URI:-mongodb://127.0.0.1:27017/} $(BIN)/python -m service
 
 run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} $(BIN)/python -m service
@@ -71,7 +85,7 @@ generated-check: install ## Fail when generated/ is stale
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) $(BIN)/pytest
+	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) $(BIN)/pytest
 
 clean: ## Remove the virtualenv and the installed tools
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -75,3 +75,19 @@ async def test_sigint_also_stops_cleanly() -> None:
             await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="x")))
         service.process.send_signal(2)
         assert service.wait() == 0, service.output
+
+
+def test_probe_command_reports_serving_and_failure() -> None:
+    with ServiceProcess() as service:
+        address = service.wait_serving()
+        probe = [sys.executable, "-m", "service.probe", address]
+        ok = subprocess.run(probe, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+        assert (ok.returncode, ok.stdout.strip()) == (0, "SERVING")
+        unknown = subprocess.run(
+            [*probe, "no.such.Service"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert unknown.returncode == 1
+        assert "NOT_FOUND" in unknown.stderr
+        assert service.terminate() == 0
+    after = subprocess.run(probe, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert after.returncode == 1
