@@ -52,6 +52,8 @@ class PageTokenCodec:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise invalid from None
+        if base64.urlsafe_b64encode(raw).decode().rstrip("=") != token:
+            raise invalid  # extra padding or unused trailing bits: not what we issued
         mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
         expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, expected):

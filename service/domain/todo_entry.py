@@ -100,6 +100,8 @@ def truncate_to_millis(moment: datetime) -> datetime:
 
 def millis(moment: datetime) -> int:
     """Milliseconds since the epoch of an aware datetime."""
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
     return (moment.toordinal() - _EPOCH_ORDINAL) * 86_400_000 + (
         (moment.hour * 3600 + moment.minute * 60 + moment.second) * 1000 + moment.microsecond // 1000
     )

@@ -75,6 +75,8 @@ class InMemoryTodoRepository(TodoRepository):
             del self._by_request_id[request_id]
 
     async def list(self, query: ListQuery) -> list[TodoEntry]:
+        if query.limit <= 0:
+            return []
         position = len(self._order)
         if query.after is not None:
             position = bisect_left(self._order, (millis(query.after.created_at), query.after.entry_id))

@@ -93,6 +93,8 @@ class MongoTodoRepository(TodoRepository):
             await self._raise_missing_or_moved(entry_id)
 
     async def list(self, query: ListQuery) -> list[TodoEntry]:
+        if query.limit <= 0:  # MongoDB's limit(0) would mean "no limit"
+            return []
         self._store.ensure_ready()
         with self._store.bounded():
             cursor = self._collection.find(list_filter(query)).sort(NEWEST_FIRST).limit(query.limit)

@@ -1,0 +1,140 @@
+"""Page tokens: round trip, tamper evidence, binding to the filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.application.page_token import PageTokenCodec
+from service.domain.errors import ValidationError
+from service.domain.repository import Cursor
+
+CURSOR = Cursor(created_at=datetime(2026, 1, 1, 12, 0, 0, 123_000, tzinfo=UTC), entry_id="id-0042")
+FINGERPRINT = PageTokenCodec.fingerprint("milk", frozenset({"home", "work"}), None)
+URLSAFE_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.fixture
+def codec() -> PageTokenCodec:
+    return PageTokenCodec(b"k")
+
+
+def rejected_field(codec: PageTokenCodec, token: str, fingerprint: str = FINGERPRINT) -> str:
+    with pytest.raises(ValidationError) as caught:
+        codec.decode(token, fingerprint)
+    [violation] = caught.value.violations
+    return violation.field
+
+
+class TestRoundTrip:
+    def test_decode_returns_the_encoded_cursor(self, codec: PageTokenCodec) -> None:
+        token = codec.encode(CURSOR, FINGERPRINT)
+
+        assert codec.decode(token, FINGERPRINT) == CURSOR
+
+    def test_decoded_time_is_utc(self, codec: PageTokenCodec) -> None:
+        decoded = codec.decode(codec.encode(CURSOR, FINGERPRINT), FINGERPRINT)
+
+        assert decoded.created_at.utcoffset() == timedelta(0)
+
+    def test_ids_with_quotes_and_unicode_survive(self, codec: PageTokenCodec) -> None:
+        cursor = Cursor(created_at=CURSOR.created_at, entry_id='we"ird\\ïd')
+
+        assert codec.decode(codec.encode(cursor, FINGERPRINT), FINGERPRINT) == cursor
+
+    def test_times_before_the_epoch_survive(self, codec: PageTokenCodec) -> None:
+        cursor = Cursor(created_at=datetime(1969, 7, 20, 20, 17, 40, 5_000, tzinfo=UTC), entry_id="a")
+
+        assert codec.decode(codec.encode(cursor, FINGERPRINT), FINGERPRINT) == cursor
+
+    def test_token_is_url_safe_without_padding(self, codec: PageTokenCodec) -> None:
+        token = codec.encode(CURSOR, FINGERPRINT)
+
+        assert token
+        assert set(token) <= set(URLSAFE_B64_ALPHABET)
+
+    def test_an_empty_secret_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="must not be empty"):
+            PageTokenCodec(b"")
+
+
+class TestTamperDetection:
+    def test_a_character_flipped_in_the_middle_is_rejected(self, codec: PageTokenCodec) -> None:
+        token = codec.encode(CURSOR, FINGERPRINT)
+        middle = len(token) // 2
+        flipped = "B" if token[middle] == "A" else "A"
+
+        assert rejected_field(codec, token[:middle] + flipped + token[middle + 1 :]) == "page_token"
+
+    def test_a_character_changed_anywhere_is_rejected(self, codec: PageTokenCodec) -> None:
+        # The module promises that "a token that was altered ... is rejected".
+        token = codec.encode(CURSOR, FINGERPRINT)
+        accepted: list[str] = []
+        for index, original in enumerate(token):
+            for replacement in URLSAFE_B64_ALPHABET:
+                if replacement == original:
+                    continue
+                altered = token[:index] + replacement + token[index + 1 :]
+                try:
+                    codec.decode(altered, FINGERPRINT)
+                except ValidationError:
+                    continue
+                accepted.append(altered)
+
+        assert accepted == []
+
+    @pytest.mark.parametrize("keep", [0, 1, 10, 21, -1])
+    def test_a_truncated_token_is_rejected(self, codec: PageTokenCodec, keep: int) -> None:
+        token = codec.encode(CURSOR, FINGERPRINT)
+
+        assert rejected_field(codec, token[:keep]) == "page_token"
+
+    @pytest.mark.parametrize("garbage", ["garbage", "!!!!", "a", "====", "é", "eyJ2IjoxfQ", " "])
+    def test_garbage_is_rejected(self, codec: PageTokenCodec, garbage: str) -> None:
+        assert rejected_field(codec, garbage) == "page_token"
+
+    def test_a_token_signed_with_another_secret_is_rejected(self, codec: PageTokenCodec) -> None:
+        foreign = PageTokenCodec(b"another secret").encode(CURSOR, FINGERPRINT)
+
+        assert rejected_field(codec, foreign) == "page_token"
+
+    def test_the_violation_names_the_given_field(self, codec: PageTokenCodec) -> None:
+        with pytest.raises(ValidationError) as caught:
+            codec.decode("garbage", FINGERPRINT, field="request.page_token")
+
+        assert [v.field for v in caught.value.violations] == ["request.page_token"]
+
+
+class TestFingerprint:
+    def test_a_token_replayed_with_other_filters_is_rejected(self, codec: PageTokenCodec) -> None:
+        token = codec.encode(CURSOR, FINGERPRINT)
+        other = PageTokenCodec.fingerprint("bread", frozenset({"home", "work"}), None)
+
+        with pytest.raises(ValidationError) as caught:
+            codec.decode(token, other)
+
+        [violation] = caught.value.violations
+        assert violation.field == "page_token"
+        assert "other filters" in violation.description
+
+    def test_fingerprint_ignores_tag_order(self) -> None:
+        assert PageTokenCodec.fingerprint("", frozenset({"a", "b"}), True) == PageTokenCodec.fingerprint(
+            "", frozenset({"b", "a"}), True
+        )
+
+    @pytest.mark.parametrize(
+        ("search", "tags", "done"),
+        [
+            ("Milk", frozenset({"home", "work"}), None),
+            ("milk", frozenset({"home"}), None),
+            ("milk", frozenset({"home", "work"}), True),
+            ("milk", frozenset({"home", "work"}), False),
+            ("", frozenset(), None),
+        ],
+    )
+    def test_fingerprint_differs_for_other_filters(self, search: str, tags: frozenset[str], done: bool | None) -> None:
+        assert PageTokenCodec.fingerprint(search, tags, done) != FINGERPRINT
+
+    def test_done_false_and_done_absent_differ(self) -> None:
+        assert PageTokenCodec.fingerprint("", frozenset(), False) != PageTokenCodec.fingerprint("", frozenset(), None)
