@@ -13,6 +13,7 @@ from service.infrastructure.config import (
     ConfigError,
     Settings,
 )
+from service.infrastructure.persistence.mongo.client import MongoSettings
 
 
 class TestDefaults:
@@ -106,3 +107,75 @@ class TestInvalidValues:
     def test_config_error_is_a_value_error(self) -> None:
         with pytest.raises(ValueError, match="TODO_LOG_LEVEL"):
             Settings.from_env({"TODO_LOG_LEVEL": "LOUD"})
+
+
+class TestMongoDB:
+    def test_unset_uri_means_the_in_memory_store(self) -> None:
+        assert Settings.from_env({"TODO_MONGODB_DATABASE": "ignored"}).mongodb is None
+
+    def test_uri_with_defaults(self) -> None:
+        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/"}).mongodb
+        assert mongodb == MongoSettings(uri="mongodb://127.0.0.1:27017/")
+        assert (mongodb.database, mongodb.driver) == ("todo", "motor")
+        assert mongodb.operation_timeout_seconds == 5.0
+        assert mongodb.server_selection_timeout_seconds == 2.0
+        assert mongodb.connect_timeout_seconds == 2.0
+
+    def test_every_mongodb_setting_is_read(self) -> None:
+        mongodb = Settings.from_env(
+            {
+                "TODO_MONGODB_URI": "mongodb://db-0:27017,db-1:27017/?replicaSet=rs0",
+                "TODO_MONGODB_DATABASE": "todo_prod",
+                "TODO_MONGODB_DRIVER": "PyMongo",
+                "TODO_MONGODB_TIMEOUT_SECONDS": "0.75",
+                "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS": "3",
+                "TODO_MONGODB_CONNECT_TIMEOUT_SECONDS": "4",
+            }
+        ).mongodb
+        assert mongodb == MongoSettings(
+            uri="mongodb://db-0:27017,db-1:27017/?replicaSet=rs0",
+            database="todo_prod",
+            driver="pymongo",
+            operation_timeout_seconds=0.75,
+            server_selection_timeout_seconds=3.0,
+            connect_timeout_seconds=4.0,
+        )
+
+    def test_srv_uri_is_accepted_without_a_dns_lookup(self) -> None:
+        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/"}).mongodb
+        assert mongodb is not None
+        assert mongodb.uri == "mongodb+srv://cluster.example.invalid/"
+
+    @pytest.mark.parametrize(
+        "uri",
+        [
+            "http://127.0.0.1:27017",
+            "mongodb://",
+            "mongodb://user:s3cret@127.0.0.1:notaport/",
+            "mongodb://127.0.0.1:27017/?unknownOption=1&w=-5",
+            "mongodb+srv:///nohost",
+        ],
+    )
+    def test_malformed_uri_is_a_config_error_that_never_repeats_the_uri(self, uri: str) -> None:
+        with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
+            Settings.from_env({"TODO_MONGODB_URI": uri})
+        assert "s3cret" not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("TODO_MONGODB_DRIVER", "mongoengine"),
+            ("TODO_MONGODB_DATABASE", "has space"),
+            ("TODO_MONGODB_DATABASE", "a" * 64),
+            ("TODO_MONGODB_TIMEOUT_SECONDS", "0"),
+            ("TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS", "soon"),
+        ],
+    )
+    def test_bad_mongodb_values_name_their_variable(self, name: str, value: str) -> None:
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1/", name: value})
+
+    def test_health_interval(self) -> None:
+        assert Settings.from_env({"TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0.5"}).health_interval_seconds == 0.5
+        with pytest.raises(ConfigError, match="TODO_HEALTH_CHECK_INTERVAL_SECONDS"):
+            Settings.from_env({"TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0"})
