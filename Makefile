@@ -61,15 +61,15 @@ generate: install ## Regenerate generated/ from protos/
 check: install tools lint typecheck imports proto generated-check test ## Every check and test
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check service tests scripts
-	$(BIN)/ruff format --check service tests scripts
+	$(BIN)/ruff check service todo_client tests scripts
+	$(BIN)/ruff format --check service todo_client tests scripts
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix service tests scripts
-	$(BIN)/ruff format service tests scripts
+	$(BIN)/ruff check --fix service todo_client tests scripts
+	$(BIN)/ruff format service todo_client tests scripts
 
-typecheck: install ## mypy --strict over service/ and tests/
-	$(BIN)/mypy --strict service tests
+typecheck: install ## mypy --strict over service/, todo_client/ and tests/
+	$(BIN)/mypy --strict service todo_client tests
 
 imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports

@@ -1,0 +1,1 @@
+"""A typed async client for todo.v1.TodoService (work in progress)."""
