@@ -14,13 +14,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
 from service.container import build_container
 from service.infrastructure.config import ConfigError, Settings
-from service.infrastructure.grpc.server import start_server
+from service.infrastructure.grpc.server import RunningServer, start_server
 from service.infrastructure.persistence.store import Store
 from service.infrastructure.readiness import watch_readiness
 
@@ -45,7 +45,7 @@ async def serve(
     async with AsyncExitStack() as stack:
         stack.push_async_callback(store.close)  # closed last
         running = await start_server(container, settings.grpc_address)
-        stack.push_async_callback(_drain, running.stop, settings.shutdown_grace_seconds)
+        stack.push_async_callback(_drain, running, settings.shutdown_drain_seconds, settings.shutdown_grace_seconds)
         host = settings.grpc_address.rsplit(":", 1)[0]
         _log.info("serving todo.v1.TodoService on %s:%d with the %s", host, running.port, store.description)
         monitor = asyncio.create_task(
@@ -56,9 +56,13 @@ async def serve(
     _log.info("stopped")
 
 
-async def _drain(stop_server: Callable[[float], Awaitable[None]], grace: float) -> None:
-    _log.info("shutting down: health NOT_SERVING, draining for up to %.1fs", grace)
-    await stop_server(grace)
+async def _drain(running: RunningServer, drain: float, grace: float) -> None:
+    """SIGTERM path: NOT_SERVING everywhere, let traffic move away, then stop gracefully."""
+    await running.begin_shutdown()
+    _log.info("shutting down: health NOT_SERVING; still serving for %.1fs while traffic moves away", drain)
+    await asyncio.sleep(drain)
+    _log.info("shutting down: no new RPCs; in-flight RPCs get up to %.1fs", grace)
+    await running.stop(grace)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -25,6 +25,8 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 # cannot forge tokens; every replica must share the same value.
 DEFAULT_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (documented default)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "console")
+MIB = 1024 * 1024
 MONGODB_DRIVERS = ("motor", "pymongo")
 DEFAULT_HEALTH_INTERVAL_SECONDS = 2.0
 
@@ -33,6 +35,19 @@ _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """gRPC server knobs (see the README's configuration table)."""
+
+    max_receive_message_bytes: int = 4 * MIB
+    max_send_message_bytes: int = 4 * MIB
+    max_concurrent_rpcs: int = 0  # 0: no limit
+    keepalive_time_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
+    max_connection_age_seconds: float = 300.0  # 0: connections live forever
+    max_connection_age_grace_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +61,44 @@ class Settings:
     # None: the embedded in-memory store.
     mongodb: MongoSettings | None = None
     health_interval_seconds: float = DEFAULT_HEALTH_INTERVAL_SECONDS
+    log_format: str = "json"
+    metrics_address: str = ""
+    shutdown_drain_seconds: float = 0.0
+    server: ServerSettings = field(default_factory=ServerSettings)
+    workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        metrics = _raw(environ, "TODO_METRICS_ADDRESS")
+        workers = _integer(environ, "TODO_WORKERS", 1, minimum=1, maximum=64)
+        grpc_address = _address(environ, "TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS)
+        if workers > 1 and grpc_address.endswith(":0"):
+            raise ConfigError("TODO_WORKERS > 1 needs a fixed port in TODO_GRPC_ADDRESS (the workers share it)")
         return cls(
+            log_format=_choice(environ, "TODO_LOG_FORMAT", "json", LOG_FORMATS, upper=False),
+            metrics_address=_address(environ, "TODO_METRICS_ADDRESS", "") if metrics else "",
+            shutdown_drain_seconds=_seconds(environ, "TODO_SHUTDOWN_DRAIN_SECONDS", 0.0),
+            server=ServerSettings(
+                max_receive_message_bytes=_integer(
+                    environ, "TODO_MAX_RECEIVE_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
+                ),
+                max_send_message_bytes=_integer(
+                    environ, "TODO_MAX_SEND_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
+                ),
+                max_concurrent_rpcs=_integer(environ, "TODO_MAX_CONCURRENT_RPCS", 0, minimum=0, maximum=1_000_000),
+                keepalive_time_seconds=_seconds(environ, "TODO_KEEPALIVE_TIME_SECONDS", 60.0, minimum=1.0),
+                keepalive_timeout_seconds=_seconds(environ, "TODO_KEEPALIVE_TIMEOUT_SECONDS", 20.0, minimum=1.0),
+                max_connection_age_seconds=_seconds(environ, "TODO_MAX_CONNECTION_AGE_SECONDS", 300.0, maximum=86400),
+                max_connection_age_grace_seconds=_seconds(
+                    environ, "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS", 30.0, maximum=86400
+                ),
+            ),
+            workers=workers,
             mongodb=_mongodb(environ),
             health_interval_seconds=_seconds(
                 environ, "TODO_HEALTH_CHECK_INTERVAL_SECONDS", DEFAULT_HEALTH_INTERVAL_SECONDS, minimum=0.05
             ),
-            grpc_address=_address(environ, "TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS),
+            grpc_address=grpc_address,
             log_level=_choice(environ, "TODO_LOG_LEVEL", "INFO", LOG_LEVELS),
             shutdown_grace_seconds=_seconds(environ, "TODO_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
             page_token_secret=_non_empty(environ, "TODO_PAGE_TOKEN_SECRET", DEFAULT_PAGE_TOKEN_SECRET),
@@ -88,7 +132,22 @@ def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[
     return value
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _raw(environ, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"{name}={value!r} must be between {minimum} and {maximum}")
+    return number
+
+
+def _seconds(
+    environ: Mapping[str, str], name: str, default: float, minimum: float = 0.0, maximum: float = 3600.0
+) -> float:
     value = _raw(environ, name)
     if value is None:
         return default
@@ -96,8 +155,8 @@ def _seconds(environ: Mapping[str, str], name: str, default: float, minimum: flo
         seconds = float(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a number of seconds") from None
-    if not minimum <= seconds <= 3600:
-        raise ConfigError(f"{name}={value!r} must be between {minimum:g} and 3600 seconds")
+    if not minimum <= seconds <= maximum:
+        raise ConfigError(f"{name}={value!r} must be between {minimum:g} and {maximum:g} seconds")
     return seconds
 
 

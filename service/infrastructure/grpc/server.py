@@ -11,11 +11,20 @@ from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.h
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-# The health names that report readiness: the whole server ("") and the API.
-SERVED_HEALTH_NAMES = ("", SERVICE_NAME)
+# Health service names (grpc.health.v1):
+# - LIVENESS: SERVING while the process serves RPCs at all, also while the
+#   database is down (restarting a pod does not fix a database). Kubernetes
+#   livenessProbe and startupProbe.
+# - READINESS: SERVING only while the store answers and no shutdown has begun.
+#   Kubernetes readinessProbe. "" (the whole server) and todo.v1.TodoService
+#   follow it, as generic clients expect.
+LIVENESS = "liveness"
+READINESS = "readiness"
+READINESS_NAMES = (READINESS, "", SERVICE_NAME)
 
 
 class HealthStatuses(Protocol):
@@ -35,13 +44,18 @@ class RunningServer:
     health: HealthStatuses
 
     async def set_serving(self, serving: bool) -> None:
+        """Report readiness (the liveness name is SERVING from the start)."""
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in SERVED_HEALTH_NAMES:
+        for name in READINESS_NAMES:
             await self.health.set(name, status)
+
+    async def begin_shutdown(self) -> None:
+        """Every health name NOT_SERVING from now on; RPCs are still served."""
+        await self.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING everywhere, then stop; in-flight RPCs get `grace` seconds."""
-        await self.health.enter_graceful_shutdown()
+        await self.begin_shutdown()
         await self.server.stop(grace)
 
 
@@ -51,11 +65,11 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
     Health answers NOT_SERVING until the caller calls `set_serving(True)`.
     Raises RuntimeError when the address cannot be bound.
     """
+    settings: Settings = container.resolve(Settings)
+    knobs = settings.server
     server = grpc.aio.server(
-        options=[
-            # Refuse to share a port with another process by accident.
-            ("grpc.so_reuseport", 0),
-        ]
+        options=server_options(knobs, reuse_port=settings.workers > 1),
+        maximum_concurrent_rpcs=knobs.max_concurrent_rpcs or None,
     )
     servicer: TodoServicer = container.resolve(TodoServicer)
     handlers = servicer.method_handlers()
@@ -65,7 +79,7 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
 
     health_servicer: HealthStatuses = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in SERVED_HEALTH_NAMES:
+    for name in READINESS_NAMES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -77,4 +91,29 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer)
+
+
+def server_options(knobs: ServerSettings, reuse_port: bool) -> list[tuple[str, int]]:
+    """Channel arguments of the server, from the configured knobs."""
+    options = [
+        # Share the port only when workers do, never with a stray process.
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.max_receive_message_length", knobs.max_receive_message_bytes),
+        ("grpc.max_send_message_length", knobs.max_send_message_bytes),
+        # Ping idle clients so dead connections are noticed; accept clients'
+        # keepalive pings down to every 10 s.
+        ("grpc.keepalive_time_ms", int(knobs.keepalive_time_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", int(knobs.keepalive_timeout_seconds * 1000)),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if knobs.max_connection_age_seconds > 0:
+        # Long-lived HTTP/2 connections are closed (with GOAWAY) after this
+        # age, so clients reconnect and spread over new pods.
+        options += [
+            ("grpc.max_connection_age_ms", int(knobs.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(knobs.max_connection_age_grace_seconds * 1000)),
+        ]
+    return options
