@@ -18,7 +18,9 @@ from service.application.ports import Clock, IdGenerator, SystemClock, UuidGener
 from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import Settings
+from service.infrastructure.grpc.handlers import RpcObserver
 from service.infrastructure.grpc.todo_entry import TodoServicer
+from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.memory.store import InMemoryStore
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 from service.infrastructure.persistence.mongo.client import MongoStore
@@ -26,17 +28,24 @@ from service.infrastructure.persistence.mongo.todo_entry import MongoTodoReposit
 from service.infrastructure.persistence.store import Store
 
 
-def build_container(settings: Settings, overrides: Mapping[type[Any], object] | None = None) -> punq.Container:
+def build_container(
+    settings: Settings,
+    overrides: Mapping[type[Any], object] | None = None,
+    telemetry: Telemetry | None = None,
+) -> punq.Container:
     """A container with every service registered as a singleton.
 
     `overrides` maps an abstraction to the instance to use instead of the
     default (for example a repository, a clock or an id generator in tests).
+    `telemetry` carries the process's metrics and tracer (default: fresh
+    metrics, tracing off).
     """
     overrides = dict(overrides or {})
+    telemetry = telemetry or Telemetry()
     store: Store
     repository: TodoRepository
     if settings.mongodb is not None:
-        mongo = MongoStore(settings.mongodb)
+        mongo = MongoStore(settings.mongodb, telemetry.metrics.database_observer(), telemetry.tracer)
         store, repository = mongo, MongoTodoRepository(mongo)
     else:
         store, repository = InMemoryStore(), InMemoryTodoRepository()
@@ -51,6 +60,8 @@ def build_container(settings: Settings, overrides: Mapping[type[Any], object] | 
         PageTokenCodec: PageTokenCodec(settings.page_token_secret.encode()),
         Clock: SystemClock(),
         IdGenerator: UuidGenerator(),
+        Telemetry: telemetry,
+        RpcObserver: RpcObserver(telemetry.metrics, telemetry.tracer),
     }
     container = punq.Container()
     for service, instance in {**defaults, **overrides}.items():

@@ -74,6 +74,8 @@ class Settings:
         grpc_address = _address(environ, "TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS)
         if workers > 1 and grpc_address.endswith(":0"):
             raise ConfigError("TODO_WORKERS > 1 needs a fixed port in TODO_GRPC_ADDRESS (the workers share it)")
+        if workers > 1 and _raw(environ, "TODO_MONGODB_URI") is None:
+            raise ConfigError("TODO_WORKERS > 1 needs TODO_MONGODB_URI: each worker would keep its own in-memory store")
         return cls(
             log_format=_choice(environ, "TODO_LOG_FORMAT", "json", LOG_FORMATS, upper=False),
             metrics_address=_address(environ, "TODO_METRICS_ADDRESS", "") if metrics else "",

@@ -1,21 +1,13 @@
 """From exceptions to gRPC statuses with google.rpc details.
 
-One table maps each domain error to a status code and an ErrorInfo reason.
-`unary_handler` wraps a servicer method: it parses the request itself (a
-malformed message is INVALID_ARGUMENT, not INTERNAL), translates domain
-errors through the table, and turns anything unexpected into a generic
-INTERNAL whose details stay in the server log.
+One table maps each domain error to a status code and an ErrorInfo reason;
+the README's error table documents it. `handlers.unary_handler` applies it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
-
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
-from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 from service.domain.errors import (
@@ -27,10 +19,8 @@ from service.domain.errors import (
     TodoNotFoundError,
     ValidationError,
 )
-from service.infrastructure.deadline import set_deadline_in
 
 ERROR_DOMAIN = "todo.v1"
-_log = logging.getLogger(__name__)
 
 # Domain error -> (status code, ErrorInfo reason). The README's API section
 # documents this table; keep the two together.
@@ -44,15 +34,6 @@ ERROR_TABLE: dict[type[DomainError], tuple[grpc.StatusCode, str]] = {
 }
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
 INTERNAL = "INTERNAL"
-
-Context = grpc.aio.ServicerContext[Any, Any]
-RequestT = TypeVar("RequestT", bound=Message)
-ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
-ResponseT = TypeVar("ResponseT", bound=Message)
-
-
-class _Parser(Protocol[ParsedT_co]):
-    def FromString(self, serialized: bytes) -> ParsedT_co: ...  # noqa: N802 (protobuf's name)
 
 
 def _details(
@@ -101,44 +82,9 @@ def status_for(error: DomainError) -> tuple[grpc.StatusCode, str, tuple[tuple[st
     return code, message, _details(code, message, reason, metadata, violations)
 
 
-async def abort(context: Context, code: grpc.StatusCode, message: str, reason: str) -> None:
-    """End the RPC with `code` and an ErrorInfo carrying `reason`."""
-    await context.abort(code, message, _details(code, message, reason))
+def internal_error_trailers() -> tuple[tuple[str, bytes], ...]:
+    return _details(grpc.StatusCode.INTERNAL, "internal error", INTERNAL)
 
 
-def unary_handler(
-    method: Callable[[RequestT, Context], Awaitable[ResponseT]],
-    request_type: _Parser[RequestT],
-) -> grpc.RpcMethodHandler[bytes, bytes]:
-    """A unary-unary handler over raw bytes around a servicer method."""
-    parse = request_type.FromString
-
-    async def handle(raw: bytes, context: Context) -> bytes:
-        remaining = context.time_remaining()
-        if remaining is not None:
-            set_deadline_in(remaining)
-        try:
-            request = parse(raw)
-        except DecodeError:
-            await abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "the request is not a valid protobuf message of the expected type",
-                MALFORMED_REQUEST,
-            )
-            raise  # pragma: no cover (abort raises)
-        try:
-            response = await method(request, context)
-        except DomainError as error:
-            code, message, trailers = status_for(error)
-            await context.abort(code, message, trailers)
-            raise  # pragma: no cover (abort raises)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            _log.exception("unexpected error in %s", getattr(method, "__name__", "rpc"))
-            await abort(context, grpc.StatusCode.INTERNAL, "internal error", INTERNAL)
-            raise  # pragma: no cover (abort raises)
-        return response.SerializeToString()
-
-    return grpc.unary_unary_rpc_method_handler(handle)
+def malformed_request_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
+    return _details(grpc.StatusCode.INVALID_ARGUMENT, message, MALFORMED_REQUEST)

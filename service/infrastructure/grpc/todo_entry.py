@@ -10,7 +10,7 @@ import grpc
 
 from service.application.todo_entry import TodoEntryService
 from service.infrastructure.grpc import todo_entry_mapper as mapper
-from service.infrastructure.grpc.errors import Context, unary_handler
+from service.infrastructure.grpc.handlers import Context, RpcObserver, unary_handler
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -20,8 +20,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TodoService"].full_name
 class TodoServicer(pb_grpc.TodoServiceServicer):
     """Serves todo.v1.TodoService from the TodoEntryService use cases."""
 
-    def __init__(self, todos: TodoEntryService) -> None:
+    def __init__(self, todos: TodoEntryService, observer: RpcObserver) -> None:
         self._todos = todos
+        self._observer = observer
 
     async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
         entry = await self._todos.create(mapper.create_command(request))
@@ -56,12 +57,13 @@ class TodoServicer(pb_grpc.TodoServiceServicer):
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         """The RPC handlers of this servicer, keyed by method name."""
+        o = self._observer
         return {
-            "CreateTodo": unary_handler(self.CreateTodo, pb.CreateTodoRequest),
-            "GetTodo": unary_handler(self.GetTodo, pb.GetTodoRequest),
-            "ListTodos": unary_handler(self.ListTodos, pb.ListTodosRequest),
-            "UpdateTodo": unary_handler(self.UpdateTodo, pb.UpdateTodoRequest),
-            "DeleteTodo": unary_handler(self.DeleteTodo, pb.DeleteTodoRequest),
-            "AddTag": unary_handler(self.AddTag, pb.AddTagRequest),
-            "RemoveTag": unary_handler(self.RemoveTag, pb.RemoveTagRequest),
+            "CreateTodo": unary_handler(SERVICE_NAME, "CreateTodo", self.CreateTodo, pb.CreateTodoRequest, o),
+            "GetTodo": unary_handler(SERVICE_NAME, "GetTodo", self.GetTodo, pb.GetTodoRequest, o),
+            "ListTodos": unary_handler(SERVICE_NAME, "ListTodos", self.ListTodos, pb.ListTodosRequest, o),
+            "UpdateTodo": unary_handler(SERVICE_NAME, "UpdateTodo", self.UpdateTodo, pb.UpdateTodoRequest, o),
+            "DeleteTodo": unary_handler(SERVICE_NAME, "DeleteTodo", self.DeleteTodo, pb.DeleteTodoRequest, o),
+            "AddTag": unary_handler(SERVICE_NAME, "AddTag", self.AddTag, pb.AddTagRequest, o),
+            "RemoveTag": unary_handler(SERVICE_NAME, "RemoveTag", self.RemoveTag, pb.RemoveTagRequest, o),
         }

@@ -14,15 +14,18 @@ domain's StoreUnavailableError or StoreTimeoutError, never as a driver error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pymongo
+from opentelemetry.trace import SpanKind, Tracer
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
 from service.domain.errors import StoreTimeoutError, StoreUnavailableError
 from service.infrastructure.deadline import time_left
@@ -75,8 +78,16 @@ def _client(settings: MongoSettings) -> Any:
 class MongoStore:
     """The client, the `todos` collection, readiness and close."""
 
-    def __init__(self, settings: MongoSettings) -> None:
+    def __init__(
+        self,
+        settings: MongoSettings,
+        observe: Callable[[str, str, float], None] | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
+        """`observe(operation, outcome, seconds)` is told of every call; `tracer` gets a span per call."""
         self.settings = settings
+        self._observe = observe
+        self._tracer = tracer
         self.description = f"MongoDB database {settings.database!r} through {settings.driver}"
         self.client = _client(settings)
         self.collection: Any = self.client[settings.database][COLLECTION]
@@ -85,8 +96,44 @@ class MongoStore:
         self._failures = 0
 
     @contextmanager
-    def bounded(self) -> Iterator[None]:
-        """Bound the database calls inside by the RPC deadline and the maximum."""
+    def bounded(self, operation: str) -> Iterator[None]:
+        """Bound the database calls inside by the RPC deadline and the maximum; time and trace them."""
+        start = time.perf_counter()
+        outcome = "error"
+        span = (
+            self._tracer.start_as_current_span(
+                f"mongodb {operation}",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "db.system": "mongodb",
+                    "db.operation.name": operation,
+                    "db.namespace": self.settings.database,
+                    "db.collection.name": COLLECTION,
+                },
+            )
+            if self._tracer is not None
+            else contextlib.nullcontext()
+        )
+        try:
+            with span:
+                with self._limited():
+                    yield
+                outcome = "ok"
+        except DuplicateKeyError:
+            outcome = "duplicate_key"
+            raise
+        except StoreTimeoutError:
+            outcome = "timeout"
+            raise
+        except StoreUnavailableError:
+            outcome = "unavailable"
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe(operation, outcome, time.perf_counter() - start)
+
+    @contextmanager
+    def _limited(self) -> Iterator[None]:
         timeout = self.settings.operation_timeout_seconds
         left = time_left()
         if left is not None:

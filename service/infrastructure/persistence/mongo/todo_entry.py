@@ -52,13 +52,13 @@ class MongoTodoRepository(TodoRepository):
         self._store.ensure_ready()
         document = mapper.to_document(entry, request_id)
         try:
-            with self._store.bounded():
+            with self._store.bounded("insert_one"):
                 await self._collection.insert_one(document)
         except DuplicateKeyError:
             # Either the id or the request key is taken (FerretDB does not say
             # which): a stored entry under this request key is the answer.
             if request_id is not None:
-                with self._store.bounded():
+                with self._store.bounded("find_one"):
                     earlier = await self._collection.find_one({"request_key": document["request_key"]})
                 if earlier is not None:
                     return mapper.from_document(earlier)
@@ -67,7 +67,7 @@ class MongoTodoRepository(TodoRepository):
 
     async def get(self, entry_id: str) -> TodoEntry:
         self._store.ensure_ready()
-        with self._store.bounded():
+        with self._store.bounded("find_one"):
             document = await self._collection.find_one({"_id": entry_id})
         if document is None:
             raise TodoNotFoundError(entry_id)
@@ -75,7 +75,7 @@ class MongoTodoRepository(TodoRepository):
 
     async def replace(self, entry: TodoEntry, expected_version: int) -> None:
         self._store.ensure_ready()
-        with self._store.bounded():
+        with self._store.bounded("update_one"):
             result = await self._collection.update_one(
                 {"_id": entry.id, "version": expected_version}, {"$set": mapper.changes(entry)}
             )
@@ -87,7 +87,7 @@ class MongoTodoRepository(TodoRepository):
         condition: dict[str, Any] = {"_id": entry_id}
         if expected_version is not None:
             condition["version"] = expected_version
-        with self._store.bounded():
+        with self._store.bounded("delete_one"):
             result = await self._collection.delete_one(condition)
         if result.deleted_count == 0:
             await self._raise_missing_or_moved(entry_id)
@@ -96,14 +96,14 @@ class MongoTodoRepository(TodoRepository):
         if query.limit <= 0:  # MongoDB's limit(0) would mean "no limit"
             return []
         self._store.ensure_ready()
-        with self._store.bounded():
+        with self._store.bounded("find"):
             cursor = self._collection.find(list_filter(query)).sort(NEWEST_FIRST).limit(query.limit)
             documents = await cursor.to_list(length=query.limit)
         return [mapper.from_document(document) for document in documents]
 
     async def _raise_missing_or_moved(self, entry_id: str) -> None:
         """After a conditional write matched nothing: say why."""
-        with self._store.bounded():
+        with self._store.bounded("find_one"):
             exists = await self._collection.find_one({"_id": entry_id}, projection={"_id": 1})
         if exists is None:
             raise TodoNotFoundError(entry_id)

@@ -1,0 +1,184 @@
+"""The per-RPC path around a servicer method, kept close to zero cost.
+
+`unary_handler` builds a handler over raw bytes for one method. Per RPC it:
+takes or makes the request id (`x-request-id`, returned in the trailing
+metadata and put on every log line of the RPC), records the deadline for
+outbound calls, parses the request (a malformed message is INVALID_ARGUMENT,
+never INTERNAL), runs the method, maps errors through the error table, opens
+a server span when tracing is on, counts and times the RPC, and writes one
+access log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from service.domain.errors import DomainError
+from service.infrastructure.deadline import set_deadline_in
+from service.infrastructure.grpc.errors import internal_error_trailers, malformed_request_trailers, status_for
+from service.infrastructure.observability.logs import request_id_var, trace_id_var
+from service.infrastructure.observability.metrics import Metrics
+
+Context = grpc.aio.ServicerContext[Any, Any]
+RequestT = TypeVar("RequestT", bound=Message)
+ResponseT = TypeVar("ResponseT", bound=Message)
+ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_log = logging.getLogger("service.grpc")
+_access = logging.getLogger("service.access")
+
+
+class _Parser(Protocol[ParsedT_co]):
+    def FromString(self, serialized: bytes) -> ParsedT_co: ...  # noqa: N802 (protobuf's name)
+
+
+class RpcObserver:
+    """What every RPC reports to: metrics, and the tracer when tracing is on."""
+
+    def __init__(self, metrics: Metrics, tracer: Tracer | None = None, access_log: bool = True) -> None:
+        self.metrics = metrics
+        self.tracer = tracer
+        self.access_log = access_log
+
+
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
+
+
+class _MethodObserver:
+    """Metrics children, tracing and the access log of one method."""
+
+    def __init__(self, service: str, name: str, observer: RpcObserver) -> None:
+        self.service = service
+        self.name = name
+        self.full_method = f"/{service}/{name}"
+        metrics = observer.metrics
+        self._labels = ("unary", service, name)
+        self._metrics = metrics
+        self._started = metrics.started.labels(*self._labels)
+        self._in_flight = metrics.in_flight.labels(*self._labels)
+        self._latency = metrics.handling_seconds.labels(*self._labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+        self._tracer = observer.tracer
+        self._access_log = observer.access_log
+
+    def begin(self, context: Context, request_id: str) -> tuple[Span | None, object]:
+        self._started.inc()
+        self._in_flight.inc()
+        if self._tracer is None:
+            return None, None
+        span = self._tracer.start_span(
+            self.full_method[1:],
+            context=extract(dict(context.invocation_metadata() or ())),
+            kind=SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": self.service,
+                "rpc.method": self.name,
+                "todo.request_id": request_id,
+            },
+        )
+        trace_id_var.set(format(span.get_span_context().trace_id, "032x"))
+        return span, otel_context.attach(trace.set_span_in_context(span))
+
+    def end(self, context: Context, code: grpc.StatusCode, seconds: float, span: Span | None, token: object) -> None:
+        self._in_flight.dec()
+        self._latency.observe(seconds)
+        counter = self._handled.get(code)
+        if counter is None:
+            counter = self._handled[code] = self._metrics.handled.labels(*self._labels, code.name)
+        counter.inc()
+        if span is not None:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code != grpc.StatusCode.OK:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
+            otel_context.detach(token)  # type: ignore[arg-type]
+        if self._access_log:
+            _access.info(
+                "%s %s %.2fms",
+                self.full_method,
+                code.name,
+                seconds * 1000,
+                extra={
+                    "method": self.full_method,
+                    "code": code.name,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "peer": context.peer(),
+                },
+            )
+
+
+def unary_handler(
+    service: str,
+    name: str,
+    method: Callable[[RequestT, Context], Awaitable[ResponseT]],
+    request_type: _Parser[RequestT],
+    observer: RpcObserver,
+) -> grpc.RpcMethodHandler[bytes, bytes]:
+    """A unary-unary handler over raw bytes around a servicer method."""
+    parse = request_type.FromString
+    watch = _MethodObserver(service, name, observer)
+    full_method = watch.full_method
+
+    async def abort(context: Context, code: grpc.StatusCode, message: str, trailers: tuple[Any, ...]) -> None:
+        await context.abort(code, message, ((REQUEST_ID_HEADER, request_id_var.get() or ""), *trailers))
+
+    async def run(raw: bytes, context: Context) -> bytes:
+        try:
+            request = parse(raw)
+        except DecodeError:
+            message = "the request is not a valid protobuf message of the expected type"
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, message, malformed_request_trailers(message))
+        try:
+            response = await method(request, context)
+        except DomainError as error:
+            code, message, trailers = status_for(error)
+            await abort(context, code, message, trailers)
+        except Exception:
+            _log.exception("unexpected error in %s", full_method)
+            await abort(context, grpc.StatusCode.INTERNAL, "internal error", internal_error_trailers())
+        return response.SerializeToString()
+
+    async def handle(raw: bytes, context: Context) -> bytes:
+        start = time.perf_counter()
+        request_id = _request_id(context)
+        request_id_var.set(request_id)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            set_deadline_in(remaining)
+        span, token = watch.begin(context, request_id)
+        code = grpc.StatusCode.UNKNOWN
+        try:
+            body = await run(raw, context)
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+            code = grpc.StatusCode.OK
+            return body
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            watch.end(context, code, time.perf_counter() - start, span, token)
+
+    return grpc.unary_unary_rpc_method_handler(handle)
