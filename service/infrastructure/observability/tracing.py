@@ -44,7 +44,8 @@ def tracer_provider_from_env(environ: Mapping[str, str]) -> TracerProvider | Non
             raise ConfigError(f"OTEL_TRACES_EXPORTER={name!r} is not supported (otlp, console or none)")
     if not exporters:
         return None
-    provider = TracerProvider(resource=Resource.create({"service.name": "todo-service"}).merge(Resource.create()))
+    name = environ.get("OTEL_SERVICE_NAME", "").strip() or "todo-service"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

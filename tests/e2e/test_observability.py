@@ -1,0 +1,210 @@
+"""Access logs, request ids, metrics and traces, observed from outside the service."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.container import build_container
+from service.infrastructure.grpc.server import start_server
+from service.infrastructure.observability.logs import configure_logging
+from service.infrastructure.observability.telemetry import Telemetry
+from service.infrastructure.persistence.store import Store
+from tests.e2e.process import ServiceProcess
+from tests.mongo_server import MongoServer
+from tests.stores import cleaned_up, ready, settings_for
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+
+@dataclass
+class Traced:
+    stub: pb_grpc.TodoServiceAsyncStub
+    spans: InMemorySpanExporter
+    log: io.StringIO
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging(logging.INFO, "json", stream)
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture(params=["mongo-motor", "mongo-pymongo"])
+async def traced(request: pytest.FixtureRequest, json_log: io.StringIO) -> AsyncIterator[Traced]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = settings_for(request.param, request)
+    container = build_container(settings, telemetry=Telemetry(tracer_provider=provider))
+    store: Store = container.resolve(Store)
+    async with cleaned_up(settings, store):
+        await ready(store)
+        running = await start_server(container, "127.0.0.1:0")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield Traced(pb_grpc.TodoServiceStub(channel), exporter, json_log)
+        await running.stop(0)
+    provider.shutdown()
+
+
+def spans_named(spans: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
+    return [span for span in spans if span.name.startswith(prefix)]
+
+
+async def test_one_server_span_per_rpc_with_mongodb_children_and_the_trace_id_in_the_logs(traced: Traced) -> None:
+    call = traced.stub.CreateTodo(
+        pb.CreateTodoRequest(todo=pb.Todo(content="traced")), metadata=(("x-request-id", "trace-me"),)
+    )
+    created = (await call).todo
+    await traced.stub.GetTodo(pb.GetTodoRequest(id=created.id))
+    spans = traced.spans.get_finished_spans()
+    servers = spans_named(spans, "todo.v1.TodoService/")
+    assert [span.name for span in servers] == ["todo.v1.TodoService/CreateTodo", "todo.v1.TodoService/GetTodo"]
+    assert all(span.kind == SpanKind.SERVER for span in servers)
+    create_span = servers[0]
+    assert create_span.attributes is not None
+    assert create_span.attributes["todo.request_id"] == "trace-me"
+    children = [span for span in spans_named(spans, "mongodb ") if span.parent is not None]
+    assert {span.name for span in children} >= {"mongodb insert_one", "mongodb find_one"}
+    insert = next(span for span in children if span.name == "mongodb insert_one")
+    assert insert.parent is not None
+    assert insert.parent.span_id == create_span.context.span_id
+    assert insert.kind == SpanKind.CLIENT
+    trace_id = format(create_span.context.trace_id, "032x")
+    lines = [line for line in traced.log_lines() if line.get("request_id") == "trace-me"]
+    assert lines, "no log line carries the request id"
+    assert {line.get("trace_id") for line in lines} == {trace_id}
+
+
+async def test_incoming_trace_context_is_continued(traced: Traced) -> None:
+    parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    metadata = (("traceparent", f"00-{parent_trace}-00f067aa0ba902b7-01"),)
+    await traced.stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="child")), metadata=metadata)
+    server = spans_named(traced.spans.get_finished_spans(), "todo.v1.TodoService/")[0]
+    assert format(server.context.trace_id, "032x") == parent_trace
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL of our own)
+        text = response.read().decode()
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return samples.get(key, 0.0)
+
+
+GET = {"grpc_type": "unary", "grpc_service": "todo.v1.TodoService", "grpc_method": "GetTodo"}
+CREATE = {**GET, "grpc_method": "CreateTodo"}
+
+
+def test_metrics_endpoint_counts_real_calls_and_database_health(mongo_server: MongoServer) -> None:
+    env = {
+        "TODO_METRICS_ADDRESS": "127.0.0.1:0",
+        "TODO_MONGODB_URI": mongo_server.uri,
+        "TODO_MONGODB_DATABASE": mongo_server.database_name("metrics"),
+    }
+    with ServiceProcess(env) as service:
+        address = service.wait_serving()
+        url = service.wait_for(r"metrics on (http://\S+/metrics)")[1]
+        before = scrape(url)
+
+        async def calls() -> str:
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = pb_grpc.TodoServiceStub(channel)
+                todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="m")))).todo
+                for _ in range(3):
+                    await stub.GetTodo(pb.GetTodoRequest(id=todo.id))
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await stub.GetTodo(pb.GetTodoRequest(id="missing"))
+                return todo.id
+
+        import asyncio  # noqa: PLC0415
+
+        asyncio.run(calls())
+        after = scrape(url)
+        assert service.terminate() == 0
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("grpc_server_started_total", **GET) == 4
+    assert moved("grpc_server_handled_total", **GET, grpc_code="OK") == 3
+    assert moved("grpc_server_handled_total", **GET, grpc_code="NOT_FOUND") == 1
+    assert moved("grpc_server_handled_total", **CREATE, grpc_code="OK") == 1
+    assert moved("grpc_server_handling_seconds_count", **GET) == 4
+    assert value(after, "grpc_server_in_flight", **GET) == 0
+    assert value(after, "todo_database_up") == 1
+    assert moved("todo_database_operation_seconds_count", operation="insert_one", outcome="ok") == 1
+    assert moved("todo_database_operation_seconds_count", operation="find_one", outcome="ok") == 4
+
+
+def test_access_log_line_per_rpc_with_request_id_returned_in_metadata(mongo_server: MongoServer) -> None:
+    env = {"TODO_LOG_FORMAT": "json"}
+    with ServiceProcess(env) as service:
+        address = service.wait_serving()
+
+        async def calls() -> tuple[str, str]:
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = pb_grpc.TodoServiceStub(channel)
+                call = stub.CreateTodo(
+                    pb.CreateTodoRequest(todo=pb.Todo(content="a")), metadata=(("x-request-id", "abc-123"),)
+                )
+                await call
+                given = (await call.trailing_metadata()).get("x-request-id")
+                failing = stub.GetTodo(pb.GetTodoRequest(id="nope"))
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await failing
+                generated = cast(grpc.aio.Metadata, caught.value.trailing_metadata()).get("x-request-id")
+                return str(given), str(generated)
+
+        import asyncio  # noqa: PLC0415
+
+        given, generated = asyncio.run(calls())
+        assert service.terminate() == 0
+    assert given == "abc-123"
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    lines = [json.loads(line) for line in service.output.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "service.access"]
+    assert len(access) == 2
+    create, get = access
+    assert (create["method"], create["code"], create["request_id"]) == (
+        "/todo.v1.TodoService/CreateTodo",
+        "OK",
+        "abc-123",
+    )
+    assert (get["method"], get["code"], get["request_id"]) == ("/todo.v1.TodoService/GetTodo", "NOT_FOUND", generated)
+    for line in access:
+        assert line["duration_ms"] >= 0
+        assert line["peer"].startswith("ipv4:127.0.0.1:")
+        assert {"time", "level", "logger", "message"} <= line.keys()
