@@ -65,6 +65,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),
+            "pid": record.process,
         }
         request_id = getattr(record, "request_id", None)
         if request_id:

@@ -1,0 +1,200 @@
+"""Rollouts without errors, server limits, and workers sharing the port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from service.container import build_container
+from service.domain.repository import TodoRepository
+from service.infrastructure.config import ServerSettings, Settings
+from service.infrastructure.grpc.server import RunningServer, start_server
+from tests.e2e.process import ServiceProcess
+from tests.e2e.slow_service import SlowReads
+from tests.e2e.test_observability import scrape, value
+from tests.mongo_server import MongoServer
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+
+def json_lines(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def log_time(output: str, message_start: str) -> float:
+    for line in json_lines(output):
+        if str(line["message"]).startswith(message_start):
+            return datetime.fromisoformat(str(line["time"]).replace("Z", "+00:00")).timestamp()
+    raise AssertionError(f"no log line starting with {message_start!r}:\n{output}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_no_write(
+    mongo_server: MongoServer,
+) -> None:
+    env = {
+        "TODO_MONGODB_URI": mongo_server.uri,
+        "TODO_MONGODB_DATABASE": mongo_server.database_name("rollout"),
+        "TODO_SHUTDOWN_DRAIN_SECONDS": "1.5",
+        "TODO_SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    acknowledged: list[pb.Todo] = []
+    failures: list[tuple[float, grpc.StatusCode]] = []
+    readiness_during_drain: list[int] = []
+
+    async def load(address: str, service: ServiceProcess) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+
+            async def client(number: int) -> None:
+                for sequence in range(100_000):  # bounded; ends at the first failure
+                    request = pb.CreateTodoRequest(todo=pb.Todo(content=f"client {number} #{sequence}"))
+                    try:
+                        acknowledged.append((await stub.CreateTodo(request, timeout=10)).todo)
+                    except grpc.aio.AioRpcError as error:
+                        failures.append((time.time(), error.code()))
+                        return
+
+            clients = [asyncio.create_task(client(number)) for number in range(4)]
+            await asyncio.sleep(0.5)
+            assert not failures
+            service.process.terminate()  # SIGTERM with 4 RPCs in flight
+            await asyncio.to_thread(service.wait_for, "shutting down: health NOT_SERVING")
+            health = health_pb2_grpc.HealthStub(channel)
+            check = await health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=5)
+            readiness_during_drain.append(check.status)
+            await asyncio.wait_for(asyncio.gather(*clients), timeout=60)
+
+    with ServiceProcess(env) as service:
+        address = service.wait_serving()
+        asyncio.run(load(address, service))
+        assert service.wait() == 0, service.output
+    listener_closed = log_time(service.output, "shutting down: no new RPCs")
+    assert readiness_during_drain == [health_pb2.HealthCheckResponse.NOT_SERVING]
+    assert len(failures) == 4
+    # Nothing fails while the server drains; once the listener closes, new RPCs
+    # are refused (UNAVAILABLE), and one racing the close itself may be
+    # CANCELLED before it started (never acknowledged).
+    assert min(moment for moment, _ in failures) >= listener_closed - 0.001  # log times have ms precision
+    assert {code for _, code in failures} <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    assert grpc.StatusCode.UNAVAILABLE in {code for _, code in failures}
+
+    async def read_back(address: str) -> list[pb.Todo]:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+            return [(await stub.GetTodo(pb.GetTodoRequest(id=todo.id))).todo for todo in acknowledged]
+
+    with ServiceProcess({key: env[key] for key in ("TODO_MONGODB_URI", "TODO_MONGODB_DATABASE")}) as reader:
+        assert asyncio.run(read_back(reader.wait_serving())) == acknowledged
+        assert reader.terminate() == 0
+
+
+async def server_with(settings: Settings, repository: TodoRepository | None = None) -> RunningServer:
+    overrides = {TodoRepository: repository} if repository is not None else None
+    running = await start_server(build_container(settings, overrides), "127.0.0.1:0")
+    await running.set_serving(True)
+    return running
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[tuple[RunningServer, pb_grpc.TodoServiceAsyncStub]]:
+    settings = Settings(server=ServerSettings(max_concurrent_rpcs=2, max_receive_message_bytes=64 * 1024))
+    running = await server_with(settings, SlowReads(delay=0.5))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield running, pb_grpc.TodoServiceStub(channel)
+    await running.stop(0)
+
+
+async def test_excess_concurrent_rpcs_are_resource_exhausted_at_once(
+    limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
+) -> None:
+    _, stub = limited
+    todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="slow")))).todo
+    results = await asyncio.gather(
+        *(stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30) for _ in range(6)), return_exceptions=True
+    )
+    ok = [result for result in results if isinstance(result, pb.GetTodoResponse)]
+    refused = [result for result in results if isinstance(result, grpc.aio.AioRpcError)]
+    assert len(ok) == 2
+    assert [error.code() for error in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 4
+    for _ in range(100):  # the server counts an RPC done a moment after the client has its answer
+        try:
+            assert (await stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)).todo == todo
+            break
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the server never accepted a call again")
+
+
+async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(
+    limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
+) -> None:
+    _, stub = limited
+    huge = pb.CreateTodoRequest(todo=pb.Todo(content="x" * 4000, tags=[f"t{n}" for n in range(20)]))
+    huge.todo.content = "x" * (100 * 1024)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateTodo(huge)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    fine = await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="fits")))
+    assert fine.todo.content == "fits"
+
+
+def test_workers_share_the_port_and_stop_together(mongo_server: MongoServer) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = {
+        "TODO_WORKERS": "2",
+        "TODO_GRPC_ADDRESS": f"127.0.0.1:{port}",
+        "TODO_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
+        "TODO_MONGODB_URI": mongo_server.uri,
+        "TODO_MONGODB_DATABASE": mongo_server.database_name("workers"),
+    }
+    with ServiceProcess(env) as service:
+        pids = json.loads(service.wait_for(r"started 2 workers: (\[[\d, ]+\])")[1])
+        for _ in range(2):
+            service.wait_for(r"readiness: SERVING")
+        deadline = time.monotonic() + 30
+        while service.output.count("readiness: SERVING") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.output.count("readiness: SERVING") == 2, service.output
+
+        async def calls() -> None:
+            for number in range(30):  # a new connection each time: the kernel spreads them
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stub = pb_grpc.TodoServiceStub(channel)
+                    await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content=f"w{number}")), timeout=10)
+
+        asyncio.run(calls())
+        samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        code = service.terminate()
+    assert code == 0, service.output
+    served_by = {line["pid"] for line in json_lines(service.output) if line["logger"] == "service.access"}
+    assert served_by == set(pids), "both workers should have served connections"
+    created = value(
+        samples,
+        "grpc_server_handled_total",
+        grpc_type="unary",
+        grpc_service="todo.v1.TodoService",
+        grpc_method="CreateTodo",
+        grpc_code="OK",
+    )
+    assert created == 30  # the parent's endpoint adds up both workers
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
