@@ -101,6 +101,12 @@ def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_n
     with ServiceProcess({key: env[key] for key in ("TODO_MONGODB_URI", "TODO_MONGODB_DATABASE")}) as reader:
         assert asyncio.run(read_back(reader.wait_serving())) == acknowledged
         assert reader.terminate() == 0
+    after_sigterm = [moment for moment, _ in failures]
+    print(  # shown with `pytest -s`: the figures of the closing note
+        f"drain: 4 RPCs in flight at SIGTERM; {len(acknowledged)} acknowledged, all read back; "
+        f"{len(failures)} failed ({sorted(code.name for _, code in failures)}), "
+        f"first {min(after_sigterm) - listener_closed:+.3f}s after the listener closed; 0 lost"
+    )
 
 
 async def server_with(settings: Settings, repository: TodoRepository | None = None) -> RunningServer:
