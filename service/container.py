@@ -17,6 +17,7 @@ from service.application.page_token import PageTokenCodec
 from service.application.ports import Clock, IdGenerator, SystemClock, UuidGenerator
 from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
+from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.handlers import RpcObserver
 from service.infrastructure.grpc.todo_entry import TodoServicer
@@ -67,5 +68,6 @@ def build_container(
     for service, instance in {**defaults, **overrides}.items():
         container.register(service, instance=instance)
     container.register(TodoEntryService, scope=punq.Scope.singleton)
-    container.register(TodoServicer, scope=punq.Scope.singleton)
+    authenticator = TokenAuthenticator(settings.auth_tokens_file) if settings.auth_tokens_file else None
+    container.register(TodoServicer, scope=punq.Scope.singleton, authenticator=authenticator)
     return container

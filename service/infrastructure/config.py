@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
+from service.infrastructure.auth import TokenFileError, token_digests
 from service.infrastructure.persistence.mongo.client import Driver, MongoSettings
 
 DEFAULT_GRPC_ADDRESS = "0.0.0.0:50051"
@@ -51,6 +52,15 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Server certificate and key (PEM files); with a client CA, clients must present a certificate it signed."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service reads from its environment."""
 
@@ -66,6 +76,9 @@ class Settings:
     shutdown_drain_seconds: float = 0.0
     server: ServerSettings = field(default_factory=ServerSettings)
     workers: int = 1
+    tls: TlsSettings | None = None
+    auth_tokens_file: str | None = None
+    reflection: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -76,7 +89,18 @@ class Settings:
             raise ConfigError("TODO_WORKERS > 1 needs a fixed port in TODO_GRPC_ADDRESS (the workers share it)")
         if workers > 1 and _raw(environ, "TODO_MONGODB_URI") is None:
             raise ConfigError("TODO_WORKERS > 1 needs TODO_MONGODB_URI: each worker would keep its own in-memory store")
+        auth_tokens_file = _readable_file(environ, "TODO_AUTH_TOKENS_FILE")
+        if auth_tokens_file is not None:
+            try:
+                token_digests(auth_tokens_file)
+            except TokenFileError as error:
+                raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
         return cls(
+            tls=_tls(environ),
+            auth_tokens_file=auth_tokens_file,
+            # Reflection describes the whole API to anyone who can connect:
+            # on by default without authentication, off by default with it.
+            reflection=_boolean(environ, "TODO_REFLECTION", default=auth_tokens_file is None),
             log_format=_choice(environ, "TODO_LOG_FORMAT", "json", LOG_FORMATS, upper=False),
             metrics_address=_address(environ, "TODO_METRICS_ADDRESS", "") if metrics else "",
             shutdown_drain_seconds=_seconds(environ, "TODO_SHUTDOWN_DRAIN_SECONDS", 0.0),
@@ -160,6 +184,42 @@ def _seconds(
     if not minimum <= seconds <= maximum:
         raise ConfigError(f"{name}={value!r} must be between {minimum:g} and {maximum:g} seconds")
     return seconds
+
+
+def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _raw(environ, name)
+    if value is None:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={value!r} must be true or false")
+
+
+def _readable_file(environ: Mapping[str, str], name: str) -> str | None:
+    path = _raw(environ, name)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{name}={path!r} cannot be read: {error.strerror}") from None
+    return path
+
+
+def _tls(environ: Mapping[str, str]) -> TlsSettings | None:
+    cert = _readable_file(environ, "TODO_TLS_CERT_FILE")
+    key = _readable_file(environ, "TODO_TLS_KEY_FILE")
+    client_ca = _readable_file(environ, "TODO_TLS_CLIENT_CA_FILE")
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ConfigError("TODO_TLS_CLIENT_CA_FILE needs TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE")
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE go together: set both or neither")
+    return TlsSettings(cert_file=cert, key_file=key, client_ca_file=client_ca)
 
 
 def _mongodb(environ: Mapping[str, str]) -> MongoSettings | None:

@@ -33,6 +33,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[grpc.StatusCode, str]] = {
     StoreTimeoutError: (grpc.StatusCode.DEADLINE_EXCEEDED, "STORE_TIMEOUT"),
 }
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
+UNAUTHENTICATED = "UNAUTHENTICATED"
 INTERNAL = "INTERNAL"
 
 
@@ -88,3 +89,7 @@ def internal_error_trailers() -> tuple[tuple[str, bytes], ...]:
 
 def malformed_request_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
     return _details(grpc.StatusCode.INVALID_ARGUMENT, message, MALFORMED_REQUEST)
+
+
+def unauthenticated_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
+    return _details(grpc.StatusCode.UNAUTHENTICATED, message, UNAUTHENTICATED)

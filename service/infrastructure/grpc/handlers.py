@@ -27,8 +27,14 @@ from opentelemetry.propagate import extract
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from service.domain.errors import DomainError
+from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.deadline import set_deadline_in
-from service.infrastructure.grpc.errors import internal_error_trailers, malformed_request_trailers, status_for
+from service.infrastructure.grpc.errors import (
+    internal_error_trailers,
+    malformed_request_trailers,
+    status_for,
+    unauthenticated_trailers,
+)
 from service.infrastructure.observability.logs import request_id_var, trace_id_var
 from service.infrastructure.observability.metrics import Metrics
 
@@ -43,7 +49,9 @@ _log = logging.getLogger("service.grpc")
 _access = logging.getLogger("service.access")
 
 
-class _Parser(Protocol[ParsedT_co]):
+class Parser(Protocol[ParsedT_co]):
+    """A generated message class, as far as parsing goes."""
+
     def FromString(self, serialized: bytes) -> ParsedT_co: ...  # noqa: N802 (protobuf's name)
 
 
@@ -131,8 +139,10 @@ def unary_handler(
     service: str,
     name: str,
     method: Callable[[RequestT, Context], Awaitable[ResponseT]],
-    request_type: _Parser[RequestT],
+    request_type: Parser[RequestT],
     observer: RpcObserver,
+    *,
+    authenticator: TokenAuthenticator | None = None,
 ) -> grpc.RpcMethodHandler[bytes, bytes]:
     """A unary-unary handler over raw bytes around a servicer method."""
     parse = request_type.FromString
@@ -143,6 +153,9 @@ def unary_handler(
         await context.abort(code, message, ((REQUEST_ID_HEADER, request_id_var.get() or ""), *trailers))
 
     async def run(raw: bytes, context: Context) -> bytes:
+        if authenticator is not None and not authenticator.allows(context.invocation_metadata() or ()):
+            message = "a valid bearer token is required (authorization: Bearer <token>)"
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, message, unauthenticated_trailers(message))
         try:
             request = parse(raw)
         except DecodeError:

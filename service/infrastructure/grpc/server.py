@@ -11,7 +11,7 @@ from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.h
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.infrastructure.config import ServerSettings, Settings
+from service.infrastructure.config import ServerSettings, Settings, TlsSettings
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -82,10 +82,14 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
     for name in READINESS_NAMES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if settings.reflection:
+        reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     try:
-        port = server.add_insecure_port(address)
+        if settings.tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, server_credentials(settings.tls))
     except RuntimeError as error:
         raise RuntimeError(f"cannot listen on {address}: {error}") from None
     if port == 0:
@@ -93,6 +97,17 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
     await server.start()
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer)
+
+
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
+    """TLS credentials; with a client CA, a client certificate it signed is required (mTLS)."""
+    with open(tls.cert_file, "rb") as cert, open(tls.key_file, "rb") as key:
+        pair = (key.read(), cert.read())
+    client_ca = None
+    if tls.client_ca_file is not None:
+        with open(tls.client_ca_file, "rb") as ca:
+            client_ca = ca.read()
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
 def server_options(knobs: ServerSettings, reuse_port: bool) -> list[tuple[str, int]]:

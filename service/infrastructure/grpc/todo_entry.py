@@ -6,11 +6,16 @@ by `errors`; the servicer only sequences the two around the use case.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import grpc
+from google.protobuf.message import Message
 
 from service.application.todo_entry import TodoEntryService
+from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.grpc import todo_entry_mapper as mapper
-from service.infrastructure.grpc.handlers import Context, RpcObserver, unary_handler
+from service.infrastructure.grpc.handlers import Context, Parser, RpcObserver, unary_handler
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -20,9 +25,12 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TodoService"].full_name
 class TodoServicer(pb_grpc.TodoServiceServicer):
     """Serves todo.v1.TodoService from the TodoEntryService use cases."""
 
-    def __init__(self, todos: TodoEntryService, observer: RpcObserver) -> None:
+    def __init__(
+        self, todos: TodoEntryService, observer: RpcObserver, authenticator: TokenAuthenticator | None = None
+    ) -> None:
         self._todos = todos
         self._observer = observer
+        self._authenticator = authenticator
 
     async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
         entry = await self._todos.create(mapper.create_command(request))
@@ -57,13 +65,16 @@ class TodoServicer(pb_grpc.TodoServiceServicer):
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         """The RPC handlers of this servicer, keyed by method name."""
-        o = self._observer
+        methods: dict[str, tuple[Callable[[Any, Context], Awaitable[Message]], Parser[Message]]] = {
+            "CreateTodo": (self.CreateTodo, pb.CreateTodoRequest),
+            "GetTodo": (self.GetTodo, pb.GetTodoRequest),
+            "ListTodos": (self.ListTodos, pb.ListTodosRequest),
+            "UpdateTodo": (self.UpdateTodo, pb.UpdateTodoRequest),
+            "DeleteTodo": (self.DeleteTodo, pb.DeleteTodoRequest),
+            "AddTag": (self.AddTag, pb.AddTagRequest),
+            "RemoveTag": (self.RemoveTag, pb.RemoveTagRequest),
+        }
         return {
-            "CreateTodo": unary_handler(SERVICE_NAME, "CreateTodo", self.CreateTodo, pb.CreateTodoRequest, o),
-            "GetTodo": unary_handler(SERVICE_NAME, "GetTodo", self.GetTodo, pb.GetTodoRequest, o),
-            "ListTodos": unary_handler(SERVICE_NAME, "ListTodos", self.ListTodos, pb.ListTodosRequest, o),
-            "UpdateTodo": unary_handler(SERVICE_NAME, "UpdateTodo", self.UpdateTodo, pb.UpdateTodoRequest, o),
-            "DeleteTodo": unary_handler(SERVICE_NAME, "DeleteTodo", self.DeleteTodo, pb.DeleteTodoRequest, o),
-            "AddTag": unary_handler(SERVICE_NAME, "AddTag", self.AddTag, pb.AddTagRequest, o),
-            "RemoveTag": unary_handler(SERVICE_NAME, "RemoveTag", self.RemoveTag, pb.RemoveTagRequest, o),
+            name: unary_handler(SERVICE_NAME, name, method, parser, self._observer, authenticator=self._authenticator)
+            for name, (method, parser) in methods.items()
         }

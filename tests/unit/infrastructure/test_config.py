@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from service.infrastructure.config import (
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ConfigError,
     Settings,
+    TlsSettings,
 )
 from service.infrastructure.persistence.mongo.client import MongoSettings
 
@@ -179,3 +181,45 @@ class TestMongoDB:
         assert Settings.from_env({"TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0.5"}).health_interval_seconds == 0.5
         with pytest.raises(ConfigError, match="TODO_HEALTH_CHECK_INTERVAL_SECONDS"):
             Settings.from_env({"TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0"})
+
+
+class TestTransportSecurity:
+    def test_tls_needs_both_files(self, tmp_path: Path) -> None:
+        cert = tmp_path / "cert.pem"
+        cert.write_text("x")
+        with pytest.raises(ConfigError, match="TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE"):
+            Settings.from_env({"TODO_TLS_CERT_FILE": str(cert)})
+        with pytest.raises(ConfigError, match="TODO_TLS_CLIENT_CA_FILE needs"):
+            Settings.from_env({"TODO_TLS_CLIENT_CA_FILE": str(cert)})
+
+    def test_tls_files_are_read(self, tmp_path: Path) -> None:
+        for name in ("cert.pem", "key.pem", "ca.pem"):
+            (tmp_path / name).write_text("x")
+        settings = Settings.from_env(
+            {
+                "TODO_TLS_CERT_FILE": str(tmp_path / "cert.pem"),
+                "TODO_TLS_KEY_FILE": str(tmp_path / "key.pem"),
+                "TODO_TLS_CLIENT_CA_FILE": str(tmp_path / "ca.pem"),
+            }
+        )
+        assert settings.tls == TlsSettings(
+            str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), str(tmp_path / "ca.pem")
+        )
+
+    def test_unreadable_files_are_config_errors(self, tmp_path: Path) -> None:
+        missing = str(tmp_path / "nope")
+        for name in ("TODO_TLS_CERT_FILE", "TODO_AUTH_TOKENS_FILE"):
+            with pytest.raises(ConfigError, match=name):
+                Settings.from_env({name: missing})
+
+    @pytest.mark.parametrize("content", ["", "# only a comment\n\n", "sha256:abc\n"])
+    def test_a_tokens_file_without_usable_tokens_is_a_config_error(self, tmp_path: Path, content: str) -> None:
+        path = tmp_path / "tokens"
+        path.write_text(content)
+        with pytest.raises(ConfigError, match="TODO_AUTH_TOKENS_FILE"):
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)})
+
+    def test_reflection_switch(self) -> None:
+        assert Settings.from_env({"TODO_REFLECTION": "off"}).reflection is False
+        with pytest.raises(ConfigError, match="TODO_REFLECTION"):
+            Settings.from_env({"TODO_REFLECTION": "maybe"})

@@ -1,0 +1,197 @@
+"""TLS, mTLS and bearer tokens on the server side, through the real server and the real grpcurl."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from service.container import build_container
+from service.infrastructure.config import Settings, TlsSettings
+from service.infrastructure.grpc.server import RunningServer, start_server
+from service.infrastructure.observability.logs import configure_logging
+from tests.client.certificates import CertificateAuthority
+from tests.e2e.process import ServiceProcess
+from tests.e2e.rich_status import decode
+from tests.e2e.test_grpcurl import grpcurl_binary
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+TOKEN = "tok-3f9a1c2b7d"  # noqa: S105 (a throwaway test token)
+HASHED_TOKEN = "second-token-8e2d"  # noqa: S105
+
+
+@dataclass
+class Pki:
+    directory: Path
+    ca: CertificateAuthority
+    other_ca: CertificateAuthority
+
+    def write(self, name: str, data: bytes) -> str:
+        path = self.directory / name
+        path.write_bytes(data)
+        return str(path)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path, CertificateAuthority("todo test CA"), CertificateAuthority("someone else's CA"))
+
+
+async def started(settings: Settings) -> RunningServer:
+    running = await start_server(build_container(settings), "127.0.0.1:0")
+    await running.set_serving(True)
+    return running
+
+
+def tls_settings(pki: Pki, mutual: bool) -> TlsSettings:
+    server = pki.ca.issue_server("localhost")
+    return TlsSettings(
+        cert_file=pki.write("server.pem", server.certificate),
+        key_file=pki.write("server.key", server.key),
+        client_ca_file=pki.write("ca.pem", pki.ca.certificate) if mutual else None,
+    )
+
+
+async def create_over(channel: grpc.aio.Channel) -> pb.Todo:
+    stub = pb_grpc.TodoServiceStub(channel)
+    return (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="secure")), timeout=5)).todo
+
+
+async def test_tls_client_succeeds_and_plaintext_client_fails(pki: Pki) -> None:
+    running = await started(Settings(tls=tls_settings(pki, mutual=False)))
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.certificate)
+        async with grpc.aio.secure_channel(f"localhost:{running.port}", credentials) as channel:
+            assert (await create_over(channel)).content == "secure"
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as plaintext:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await create_over(plaintext)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(0)
+
+
+async def test_mtls_requires_a_client_certificate_from_the_configured_ca(pki: Pki) -> None:
+    running = await started(Settings(tls=tls_settings(pki, mutual=True)))
+    target = f"localhost:{running.port}"
+    good = pki.ca.issue_client("caller")
+    foreign = pki.other_ca.issue_client("intruder")
+    try:
+        with_cert = grpc.ssl_channel_credentials(pki.ca.certificate, good.key, good.certificate)
+        async with grpc.aio.secure_channel(target, with_cert) as channel:
+            assert (await create_over(channel)).content == "secure"
+        for credentials in (
+            grpc.ssl_channel_credentials(pki.ca.certificate),  # no client certificate
+            grpc.ssl_channel_credentials(pki.ca.certificate, foreign.key, foreign.certificate),
+        ):
+            async with grpc.aio.secure_channel(target, credentials) as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await create_over(channel)
+                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(0)
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> str:
+    path = tmp_path / "tokens"
+    digest = hashlib.sha256(HASHED_TOKEN.encode()).hexdigest()
+    path.write_text(f"# service tokens\n{TOKEN}\n\nsha256:{digest}\n")
+    return str(path)
+
+
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging(logging.DEBUG, "json", stream)
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+async def authenticated(tokens_file: str) -> AsyncIterator[grpc.aio.Channel]:
+    settings = Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file, "TODO_GRPC_ADDRESS": "127.0.0.1:0"})
+    running = await started(settings)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield channel
+    await running.stop(0)
+
+
+async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Channel, captured_log: io.StringIO) -> None:
+    stub = pb_grpc.TodoServiceStub(authenticated)
+    request = pb.CreateTodoRequest(todo=pb.Todo(content="guarded"))
+    for metadata in ((), (("authorization", "Bearer wrong-token"),), (("authorization", f"Basic {TOKEN}"),)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateTodo(request, metadata=metadata)
+        error = decode(caught.value)
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+        assert TOKEN not in error.message
+    for token in (TOKEN, HASHED_TOKEN):
+        created = await stub.CreateTodo(request, metadata=(("authorization", f"Bearer {token}"),))
+        assert created.todo.content == "guarded"
+    health = health_pb2_grpc.HealthStub(authenticated)
+    assert (await health.Check(health_pb2.HealthCheckRequest(service="readiness"))).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    assert TOKEN not in captured_log.getvalue()
+    assert HASHED_TOKEN not in captured_log.getvalue()
+    assert "service.access" in captured_log.getvalue()
+
+
+def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_file: str) -> None:
+    assert Settings.from_env({}).reflection is True
+    assert Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file}).reflection is False
+    both = {"TODO_AUTH_TOKENS_FILE": tokens_file, "TODO_REFLECTION": "true"}
+    assert Settings.from_env(both).reflection is True
+
+
+def run_grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([grpcurl_binary(), *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str) -> None:
+    tls = tls_settings(pki, mutual=True)
+    client = pki.ca.issue_client("grpcurl")
+    env = {
+        "TODO_TLS_CERT_FILE": tls.cert_file,
+        "TODO_TLS_KEY_FILE": tls.key_file,
+        "TODO_TLS_CLIENT_CA_FILE": str(tls.client_ca_file),
+        "TODO_AUTH_TOKENS_FILE": tokens_file,
+        "TODO_REFLECTION": "true",  # so grpcurl needs no .proto files
+    }
+    cert, key = pki.write("client.pem", client.certificate), pki.write("client.key", client.key)
+    with ServiceProcess(env) as service:
+        port = service.wait_serving().rsplit(":", 1)[1]
+        address = f"localhost:{port}"
+        tls_args = ["-cacert", pki.write("ca-for-grpcurl.pem", pki.ca.certificate), "-cert", cert, "-key", key]
+        data = '{"todo": {"content": "over mTLS"}}'
+        ok = run_grpcurl(
+            *tls_args, "-H", f"authorization: Bearer {TOKEN}", "-d", data, address, "todo.v1.TodoService/CreateTodo"
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert '"content": "over mTLS"' in ok.stdout
+        no_token = run_grpcurl(*tls_args, "-d", data, address, "todo.v1.TodoService/CreateTodo")
+        assert "Code: Unauthenticated" in no_token.stderr
+        no_cert = run_grpcurl("-cacert", pki.write("ca2.pem", pki.ca.certificate), address, "list")
+        assert no_cert.returncode != 0
+        plaintext = run_grpcurl("-plaintext", f"127.0.0.1:{port}", "list")
+        assert plaintext.returncode != 0
+        health = run_grpcurl(*tls_args, address, "grpc.health.v1.Health/Check")
+        assert '"status": "SERVING"' in health.stdout
+        assert service.terminate() == 0
+    assert TOKEN not in service.output
