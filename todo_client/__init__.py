@@ -1,1 +1,51 @@
-"""A typed async client for todo.v1.TodoService (work in progress)."""
+"""A typed async client for todo.v1.TodoService.
+
+    async with TodoClient.connect("localhost:50051") as client:
+        todo = await client.create_todo("Buy milk", tags=["home"])
+
+Results are frozen dataclasses (`Todo`, `TodoPage`); failures are `TodoError`
+subclasses. Needs grpcio, grpcio-status (googleapis-common-protos), protobuf
+and the generated `todo.v1` package: none of the server's dependencies.
+"""
+
+from todo_client.client import DEFAULT_TIMEOUT, TodoClient
+from todo_client.errors import (
+    AlreadyExistsError,
+    ClientClosedError,
+    ConcurrentModificationError,
+    DeadlineExceededError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    TodoError,
+    UnauthenticatedError,
+    UnavailableError,
+    error_from_rpc,
+)
+from todo_client.models import Todo, TodoPage
+from todo_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy, channel_options
+
+__all__ = [
+    "DEFAULT_RETRY_POLICY",
+    "DEFAULT_TIMEOUT",
+    "AlreadyExistsError",
+    "ClientClosedError",
+    "ConcurrentModificationError",
+    "DeadlineExceededError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "Todo",
+    "TodoClient",
+    "TodoError",
+    "TodoPage",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "channel_options",
+    "error_from_rpc",
+]

@@ -1,0 +1,59 @@
+"""A real server on a loopback port and a TodoClient connected to it.
+
+`server` runs on the in-memory store; a test parametrized with
+`@pytest.mark.parametrize("store_kind", STORE_KINDS)` runs on every store.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from service.container import build_container
+from service.infrastructure.grpc.server import RunningServer, start_server
+from service.infrastructure.persistence.store import Store
+from tests.stores import cleaned_up, ready, settings_for
+from todo_client import RetryPolicy, TodoClient
+
+# Short backoffs keep the retry tests quick; the shape is the default's.
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
+
+
+@pytest.fixture
+def store_kind() -> str:
+    return "memory"
+
+
+@pytest.fixture
+async def server(store_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
+    settings = settings_for(store_kind, request)
+    container = build_container(settings)
+    store: Store = container.resolve(Store)
+    async with cleaned_up(settings, store):
+        await ready(store)
+        running = await start_server(container, settings.grpc_address)
+        await running.set_serving(True)
+        yield running
+        await running.stop(0.5)
+
+
+@pytest.fixture
+def target(server: RunningServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+async def client(target: str) -> AsyncIterator[TodoClient]:
+    async with TodoClient.connect(target, retry=FAST_RETRY) as client:
+        yield client
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -1,0 +1,122 @@
+"""In-process test servers for the client tests: the real servicer behind interceptors, TLS or a gated store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import grpc
+
+from service.container import build_container
+from service.domain.repository import TodoRepository
+from service.domain.todo_entry import TodoEntry
+from service.infrastructure.config import Settings
+from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
+
+Context = grpc.aio.ServicerContext[bytes, bytes]
+Behaviour = Callable[[bytes, Context], Awaitable[bytes]]
+
+if TYPE_CHECKING:
+    ServerInterceptor = grpc.aio.ServerInterceptor[bytes, bytes]
+else:  # not subscriptable at run time
+    ServerInterceptor = grpc.aio.ServerInterceptor
+
+
+@dataclass(frozen=True)
+class Fault:
+    """End an attempt with `code`: the first `times` attempts (None: every attempt).
+
+    `after_handler`: run the real handler first, as if the change happened and
+    the response was lost on the way back. `trailers`: trailing metadata to add
+    (for instance a grpc-status-details-bin).
+    """
+
+    code: grpc.StatusCode
+    times: int | None = None
+    after_handler: bool = False
+    trailers: tuple[tuple[str, str | bytes], ...] = ()
+
+
+class FaultInjector(ServerInterceptor):
+    """Counts the attempts of each method, records their metadata and injects faults."""
+
+    def __init__(self, faults: dict[str, Fault] | None = None) -> None:
+        self.faults = faults or {}
+        self.attempts: Counter[str] = Counter()
+        self.metadata: list[dict[str, str | bytes]] = []
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[bytes, bytes]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        self.attempts[method] += 1
+        self.metadata.append(dict(handler_call_details.invocation_metadata))
+        handler = await continuation(handler_call_details)
+        fault = self.faults.get(method)
+        if fault is None or (fault.times is not None and self.attempts[method] > fault.times):
+            return handler
+        inner = cast(Behaviour, handler.unary_unary)
+        attempt = self.attempts[method]
+
+        async def fail(request: bytes, context: Context) -> bytes:
+            if fault.after_handler:
+                await inner(request, context)
+            await context.abort(fault.code, f"injected {fault.code.name} on attempt {attempt}", fault.trailers)
+
+        return grpc.unary_unary_rpc_method_handler(fail)
+
+
+class GatedReads(InMemoryTodoRepository):
+    """Reads by id wait until the test opens the gate (a server-side slow handler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def get(self, entry_id: str) -> TodoEntry:
+        self.started.set()
+        await self.gate.wait()
+        return await super().get(entry_id)
+
+
+class FailingReads(InMemoryTodoRepository):
+    """Reads by id raise the given exception (a store failure, or a bug)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def get(self, entry_id: str) -> TodoEntry:
+        raise self.error
+
+
+@asynccontextmanager
+async def todo_server(
+    *,
+    interceptors: tuple[ServerInterceptor, ...] = (),
+    credentials: grpc.ServerCredentials | None = None,
+    repository: TodoRepository | None = None,
+) -> AsyncIterator[int]:
+    """The real TodoServicer on the in-memory store, on a loopback port (yielded)."""
+    overrides = {} if repository is None else {TodoRepository: repository}
+    container = build_container(Settings(grpc_address="127.0.0.1:0"), overrides=overrides)
+    servicer: TodoServicer = container.resolve(TodoServicer)
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    try:
+        yield port
+    finally:
+        await server.stop(0.5)

@@ -1,0 +1,148 @@
+"""Which calls are retried, how often, and the gRPC service config that says so.
+
+gRPC retries a call only when its method has a `retryPolicy` in the channel's
+service config (gRFC A6). The client gives one to the methods that are safe to
+repeat:
+
+- GetTodo and ListTodos only read;
+- CreateTodo always carries a `request_id` (the client makes one up when the
+  caller gives none), so a repeated attempt returns the entry the first one
+  created instead of creating a second;
+- AddTag and RemoveTag are idempotent by contract (adding a present tag, or
+  removing an absent one, changes nothing).
+
+UpdateTodo and DeleteTodo are not in the service config: without an etag, a
+repeated attempt could overwrite a change someone made in between (update) or
+delete an entry re-created under the same id (delete). With an etag the change
+is conditional, so repeating it can never undo anyone else's change; the client
+retries those itself (`TodoClient._conditional`) with the same policy and a
+token bucket of its own that follows gRPC's throttling rule.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+SERVICE_NAME = "todo.v1.TodoService"
+# Methods the channel's service config retries on UNAVAILABLE.
+RETRIED_METHODS = ("CreateTodo", "GetTodo", "ListTodos", "AddTag", "RemoveTag")
+# Methods the client retries itself, and only when the call carries an etag.
+CONDITIONALLY_RETRIED_METHODS = ("UpdateTodo", "DeleteTodo")
+RETRYABLE_STATUS_CODES = ("UNAVAILABLE",)
+
+ChannelOption = tuple[str, str | int]
+
+
+def _duration(seconds: float) -> str:
+    """A google.protobuf.Duration in its JSON form, e.g. 0.1 -> "0.1s"."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How UNAVAILABLE calls are retried (gRFC A6 retry policy and throttling).
+
+    Attempt n (n >= 2) starts after a random delay in
+    [0, min(initial_backoff * backoff_multiplier ** (n - 2), max_backoff)).
+    All attempts together stay within the call's deadline. Throttling: every
+    failed attempt takes a token, every success gives back `token_ratio`;
+    while half the `max_tokens` or fewer are left, nothing is retried.
+    """
+
+    max_attempts: int = 4
+    initial_backoff: float = 0.1
+    max_backoff: float = 1.0
+    backoff_multiplier: float = 2.0
+    max_tokens: int = 10
+    token_ratio: float = 0.1
+    _service_config_json: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # gRPC rejects (or silently clamps) values outside these ranges; say so here instead.
+        if not 2 <= self.max_attempts <= 5:
+            raise ValueError(f"max_attempts must be 2 to 5 (gRPC caps it at 5), not {self.max_attempts}")
+        if not 0.001 <= self.initial_backoff <= self.max_backoff:
+            raise ValueError("need 0.001 <= initial_backoff <= max_backoff (seconds)")
+        if self.backoff_multiplier < 1:
+            raise ValueError("backoff_multiplier must be at least 1")
+        if not 1 <= self.max_tokens <= 1000:
+            raise ValueError("max_tokens must be 1 to 1000")
+        if not 0.001 <= self.token_ratio <= self.max_tokens:
+            raise ValueError("token_ratio must be at least 0.001 and at most max_tokens")
+        object.__setattr__(self, "_service_config_json", json.dumps(self.service_config(), separators=(",", ":")))
+
+    def service_config(self) -> dict[str, object]:
+        """The gRPC service config (as a JSON-ready dict) that applies this policy."""
+        return {
+            "methodConfig": [
+                {
+                    "name": [{"service": SERVICE_NAME, "method": method} for method in RETRIED_METHODS],
+                    "retryPolicy": {
+                        "maxAttempts": self.max_attempts,
+                        "initialBackoff": _duration(self.initial_backoff),
+                        "maxBackoff": _duration(self.max_backoff),
+                        "backoffMultiplier": self.backoff_multiplier,
+                        "retryableStatusCodes": list(RETRYABLE_STATUS_CODES),
+                    },
+                }
+            ],
+            "retryThrottling": {"maxTokens": self.max_tokens, "tokenRatio": round(self.token_ratio, 3)},
+        }
+
+    @property
+    def service_config_json(self) -> str:
+        return self._service_config_json
+
+    def backoff(self, retry: int) -> float:
+        """The random delay before retry number `retry` (1 for the second attempt)."""
+        ceiling = min(self.initial_backoff * self.backoff_multiplier ** (retry - 1), self.max_backoff)
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+# Largest ListTodos response: 500 entries x (4,096 characters of up to 4 UTF-8
+# bytes + 32 tags of 64 bytes + ids, etag, timestamps) is about 9.4 MiB, over
+# gRPC's default 4 MiB receive limit.
+MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def channel_options(
+    retry: RetryPolicy | None = DEFAULT_RETRY_POLICY, extra: Sequence[ChannelOption] = ()
+) -> list[ChannelOption]:
+    """Channel options for a channel to todo.v1.TodoService.
+
+    `retry=None` turns gRPC retries off. Options in `extra` win over these
+    (a `grpc.service_config` there replaces the retry policy).
+    """
+    options: dict[str, str | int] = {"grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES}
+    if retry is None:
+        options["grpc.enable_retries"] = 0
+    else:
+        options["grpc.enable_retries"] = 1
+        options["grpc.service_config"] = retry.service_config_json
+    options.update(dict(extra))
+    return list(options.items())
+
+
+class RetryThrottle:
+    """gRPC's retry throttling rule (gRFC A6), for the retries the client makes itself."""
+
+    __slots__ = ("_half", "_max", "_ratio", "_tokens")
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._max = float(policy.max_tokens)
+        self._half = self._max / 2
+        self._ratio = policy.token_ratio
+        self._tokens = self._max
+
+    def failed(self) -> bool:
+        """Count a failed attempt; True when a retry is still allowed."""
+        self._tokens = max(0.0, self._tokens - 1)
+        return self._tokens > self._half
+
+    def succeeded(self) -> None:
+        self._tokens = min(self._max, self._tokens + self._ratio)
