@@ -121,8 +121,14 @@ def _run_worker(settings: Settings, overrides: Mapping[type[Any], object] | None
     except ConfigError as error:
         print(f"todo-service: configuration error: {error}", file=sys.stderr)
         return 2
+    running = serve(settings, overrides=overrides, telemetry=telemetry, serve_metrics=serve_metrics)
     try:
-        asyncio.run(serve(settings, overrides=overrides, telemetry=telemetry, serve_metrics=serve_metrics))
+        if settings.event_loop == "uvloop":
+            import uvloop  # noqa: PLC0415 (only when chosen)
+
+            uvloop.run(running)
+        else:
+            asyncio.run(running)
     except RuntimeError as error:
         if str(error).startswith("cannot listen on"):
             _log.error("%s", error)

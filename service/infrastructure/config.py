@@ -27,6 +27,7 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 DEFAULT_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (documented default)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
+EVENT_LOOPS = ("asyncio", "uvloop")
 MIB = 1024 * 1024
 MONGODB_DRIVERS = ("motor", "pymongo")
 DEFAULT_HEALTH_INTERVAL_SECONDS = 2.0
@@ -79,6 +80,7 @@ class Settings:
     tls: TlsSettings | None = None
     auth_tokens_file: str | None = None
     reflection: bool = True
+    event_loop: str = "asyncio"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -96,6 +98,7 @@ class Settings:
             except TokenFileError as error:
                 raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
         return cls(
+            event_loop=_choice(environ, "TODO_EVENT_LOOP", "asyncio", EVENT_LOOPS, upper=False),
             tls=_tls(environ),
             auth_tokens_file=auth_tokens_file,
             # Reflection describes the whole API to anyone who can connect:

@@ -94,3 +94,12 @@ def test_probe_command_reports_serving_and_failure() -> None:
         assert service.terminate() == 0
     after = subprocess.run(probe, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
     assert after.returncode == 1
+
+
+async def test_uvloop_event_loop_serves_and_stops_cleanly() -> None:
+    with ServiceProcess({"TODO_EVENT_LOOP": "uvloop"}) as service:
+        async with grpc.aio.insecure_channel(service.wait_serving()) as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+            created = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="on uvloop")))).todo
+            assert (await stub.GetTodo(pb.GetTodoRequest(id=created.id))).todo == created
+        assert await asyncio.to_thread(service.terminate) == 0, service.output
