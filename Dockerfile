@@ -1,34 +1,61 @@
 # syntax=docker/dockerfile:1
-# The todo service image: dependencies from uv.lock in a build stage, then only
-# the virtual environment (runtime dependencies + the service) in a slim
-# runtime stage, run as a non-root user. No tests or development tools.
+# The todo service image.
+#
+# build:   the locked runtime dependencies (uv.lock, no dev group) into /app/.venv,
+#          then the service itself, installed as a package (not editable).
+# runtime: the same slim Python with only /app/.venv copied in; no compiler, no
+#          uv, no sources, no tests, no development tools; a numeric non-root user.
+#
+# The base image is pinned by version (3.11.x on Debian bookworm). Pin it by
+# digest as well where the registry can be checked:
+#   docker buildx imagetools inspect python:3.11.15-slim-bookworm
+# tests/deploy/test_image_steps.py performs the install and start steps below
+# outside Docker; tests/deploy/test_dockerfile.py checks the rest.
 
-FROM python:3.11.7-slim-bookworm AS build
+FROM python:3.11.15-slim-bookworm AS build
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# The same uv as the Makefile's UV_VERSION.
 RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /src
-# Dependencies first (cached while only the code changes), from the lockfile.
+# Dependencies first, from the lockfile only: this layer stays cached while
+# only the code changes.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
-# Then the service itself, installed as a package (not editable).
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-project
+# Then the service itself, as a package in site-packages.
 COPY README.md ./
 COPY generated/ generated/
 COPY service/ service/
-RUN uv sync --frozen --no-dev --no-editable
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable
 
-FROM python:3.11.7-slim-bookworm AS runtime
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin todo
+FROM python:3.11.15-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="todo-service" \
+      org.opencontainers.image.description="A todo-entry microservice served over gRPC (todo.v1.TodoService)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 todo \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin todo
+# Owned by root and not writable by the service user.
 COPY --from=build /app/.venv /app/.venv
+# Bytecode is compiled at build time, so the root filesystem can be read-only.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    TODO_GRPC_ADDRESS=0.0.0.0:50051
-USER 10001
-EXPOSE 50051
-HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-m", "service.probe"]
+    TODO_GRPC_ADDRESS=0.0.0.0:50051 \
+    TODO_METRICS_ADDRESS=0.0.0.0:9090
+WORKDIR /app
+USER 10001:10001
+# 50051: gRPC (todo.v1.TodoService, grpc.health.v1, reflection); 9090: Prometheus /metrics.
+EXPOSE 50051 9090
+# SIGTERM: health turns NOT_SERVING, the server drains, then exits 0.
+STOPSIGNAL SIGTERM
+# The gRPC health protocol, service "liveness": SERVING while the process
+# serves, even when MongoDB is down (readiness is for load balancers to judge).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "service.probe", "127.0.0.1:50051", "liveness"]
 ENTRYPOINT ["python", "-m", "service"]

@@ -9,12 +9,14 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.4
+GRPC_HEALTH_PROBE_VERSION := v0.4.62
 
 TOOLS := $(CURDIR)/.tools
 UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 GRPCURL := $(TOOLS)/bin/grpcurl
+GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 export UV_PYTHON_DOWNLOADS := never
@@ -23,7 +25,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run check lint format typecheck imports proto generate generated-check test clean
+.PHONY: help install tools ferretdb run-mongo run check lint format typecheck imports proto generate generated-check test clean hadolint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,11 +40,15 @@ install: $(UV) ## Install the locked Python dependencies into .venv
 $(GRPCURL):
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+# The Kubernetes-style gRPC health checker, for tests/deploy/test_health_probe.py.
+$(GRPC_HEALTH_PROBE):
+	GOBIN=$(TOOLS)/bin go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
+
 # The MongoDB-wire test server: FerretDB v1.24.2 embedded (see tools/ferretdb).
 $(FERRETDB): $(FERRETDB_SOURCES)
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
-tools: $(GRPCURL) $(FERRETDB) ## Install the pinned Go tools (grpcurl, FerretDB test server) into .tools/bin
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe) into .tools/bin
 
 # A local MongoDB-wire server for `make run-mongo` (data in .tools/ferretdb-data).
 ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .tools/ferretdb-data)
@@ -58,7 +64,7 @@ run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 generate: install ## Regenerate generated/ from protos/
 	./scripts/generate.sh generated
 
-check: install tools lint typecheck imports proto generated-check test ## Every check and test
+check: install tools lint typecheck imports proto generated-check hadolint test ## Every check and test
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check service todo_client tests scripts
@@ -78,6 +84,9 @@ proto: install ## buf lint and buf format check
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
 
+hadolint: install ## Lint the Dockerfile (hadolint)
+	$(BIN)/hadolint Dockerfile
+
 generated-check: install ## Fail when generated/ is stale
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	./scripts/generate.sh "$$tmp" >/dev/null; \
@@ -85,7 +94,7 @@ generated-check: install ## Fail when generated/ is stale
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) $(BIN)/pytest
+	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
 
 clean: ## Remove the virtualenv and the installed tools
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

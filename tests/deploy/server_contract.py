@@ -1,0 +1,65 @@
+"""What the deployment expects of the server, in one place.
+
+The manifests (Dockerfile, docker-compose.yml, deploy/kubernetes) are checked
+against these names and numbers; the server is checked against them too
+(tests/deploy/test_contract.py greps its configuration module, and
+tests/deploy/test_health_probe.py probes a running server).
+"""
+
+from __future__ import annotations
+
+# Ports inside the container.
+GRPC_PORT = 50051
+METRICS_PORT = 9090
+METRICS_PATH = "/metrics"
+GRPC_ADDRESS = f"0.0.0.0:{GRPC_PORT}"
+METRICS_ADDRESS = f"0.0.0.0:{METRICS_PORT}"
+
+# grpc.health.v1 service names.
+API_SERVICE = "todo.v1.TodoService"
+# SERVING while the process is alive and serving, even when MongoDB is down:
+# the livenessProbe and the startupProbe (and the image's HEALTHCHECK).
+LIVENESS = "liveness"
+# SERVING only while MongoDB answers and the server is not shutting down: the readinessProbe.
+READINESS = "readiness"
+# These follow readiness.
+READINESS_ALIASES = ("", API_SERVICE)
+HEALTH_NAMES = (LIVENESS, READINESS, *READINESS_ALIASES)
+
+# Environment variables the server reads (all optional).
+TODO_ENV = (
+    "TODO_GRPC_ADDRESS",
+    "TODO_LOG_LEVEL",
+    "TODO_LOG_FORMAT",
+    "TODO_METRICS_ADDRESS",
+    "TODO_SHUTDOWN_DRAIN_SECONDS",
+    "TODO_SHUTDOWN_GRACE_SECONDS",
+    "TODO_PAGE_TOKEN_SECRET",
+    "TODO_MONGODB_URI",
+    "TODO_MONGODB_DATABASE",
+    "TODO_MONGODB_DRIVER",
+    "TODO_MONGODB_TIMEOUT_SECONDS",
+    "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS",
+    "TODO_MONGODB_CONNECT_TIMEOUT_SECONDS",
+    "TODO_HEALTH_CHECK_INTERVAL_SECONDS",
+    "TODO_MAX_RECEIVE_MESSAGE_BYTES",
+    "TODO_MAX_SEND_MESSAGE_BYTES",
+    "TODO_MAX_CONCURRENT_RPCS",
+    "TODO_KEEPALIVE_TIME_SECONDS",
+    "TODO_KEEPALIVE_TIMEOUT_SECONDS",
+    "TODO_MAX_CONNECTION_AGE_SECONDS",
+    "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS",
+    "TODO_WORKERS",
+)
+# The standard OpenTelemetry variables the deployment sets.
+OTEL_ENV = ("OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT")
+ENV = frozenset(TODO_ENV + OTEL_ENV)
+# Never in a ConfigMap, an image or a compose file in clear: from a Secret only.
+SECRET_ENV = frozenset({"TODO_MONGODB_URI", "TODO_PAGE_TOKEN_SECRET"})
+LOG_FORMATS = ("json", "console")
+
+# Shutdown: on SIGTERM every health name turns NOT_SERVING, the server keeps
+# serving for the drain, then stops with the grace, then closes MongoDB and
+# exits 0. A pod needs terminationGracePeriodSeconds >= drain + grace (+ margin).
+DRAIN_ENV = "TODO_SHUTDOWN_DRAIN_SECONDS"
+GRACE_ENV = "TODO_SHUTDOWN_GRACE_SECONDS"
