@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from collections.abc import Iterator
 
 import pytest
 
+from service.infrastructure.observability.logs import configure_logging
 from tests.mongo_server import MongoServer, describe, temporary_ferretdb
-from tests.support import FakeClock, SequentialIds
+from tests.support import FakeClock, SequentialIds, preserved_logging
 
 
 @pytest.fixture
@@ -51,3 +54,12 @@ def skip_unless_atomic(request: pytest.FixtureRequest, server: MongoServer) -> N
             "FerretDB v1 runs a conditional update as read-then-write, so concurrent compare-and-set "
             "writes can both succeed; set TODO_TEST_MONGODB_URI to a real MongoDB to run this test"
         )
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Every log line (DEBUG and up) as the service writes it in JSON, captured."""
+    stream = io.StringIO()
+    with preserved_logging():
+        configure_logging(logging.DEBUG, "json", stream)
+        yield stream

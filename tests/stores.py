@@ -11,8 +11,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from service.container import build_container
 from service.infrastructure.config import Settings
+from service.infrastructure.grpc.server import RunningServer, start_server
 from service.infrastructure.persistence.mongo.client import Driver, MongoSettings, MongoStore
+from service.infrastructure.persistence.store import Store
 from tests.mongo_server import MongoServer
 
 STORE_KINDS = ["memory", "mongo-motor", "mongo-pymongo"]
@@ -48,3 +51,17 @@ async def cleaned_up(settings: Settings, store: object) -> AsyncIterator[None]:
 async def ready(store: object) -> None:
     if isinstance(store, MongoStore) and not await store.check():
         pytest.fail(f"the test database did not become ready: {store.description}")
+
+
+@asynccontextmanager
+async def serving(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
+    """A started, ready server on a fresh store of `kind`, on a loopback port."""
+    settings = settings_for(kind, request)
+    container = build_container(settings)
+    store: Store = container.resolve(Store)
+    async with cleaned_up(settings, store):
+        await ready(store)
+        running = await start_server(container, settings.grpc_address)
+        await running.set_serving(True)
+        yield running
+        await running.stop(0.5)

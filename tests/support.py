@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+
+from service.infrastructure.observability.logs import request_id_var, trace_id_var
 
 
 class FakeClock:
@@ -31,3 +36,20 @@ class SequentialIds:
 
     def new_id(self) -> str:
         return f"{self._prefix}{next(self._counter):04d}"
+
+
+@contextmanager
+def preserved_logging() -> Iterator[None]:
+    """Restore the root logger's handlers and level (and the RPC ids) afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        request_id_var.set(None)
+        trace_id_var.set(None)

@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.container import build_container
-from service.infrastructure.grpc.server import RunningServer, start_server
-from service.infrastructure.persistence.store import Store
-from tests.stores import cleaned_up, ready, settings_for
+from service.infrastructure.grpc.server import RunningServer
+from tests.stores import serving
 from todo_client import RetryPolicy, TodoClient
 
 # Short backoffs keep the retry tests quick; the shape is the default's.
@@ -28,15 +26,8 @@ def store_kind() -> str:
 
 @pytest.fixture
 async def server(store_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
-    settings = settings_for(store_kind, request)
-    container = build_container(settings)
-    store: Store = container.resolve(Store)
-    async with cleaned_up(settings, store):
-        await ready(store)
-        running = await start_server(container, settings.grpc_address)
-        await running.set_serving(True)
+    async with serving(store_kind, request) as running:
         yield running
-        await running.stop(0.5)
 
 
 @pytest.fixture

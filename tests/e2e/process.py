@@ -1,4 +1,9 @@
-"""Run the service as its own process and find the port it bound."""
+"""Processes under test: stderr collected line by line, waited on by pattern.
+
+`LoggedProcess` runs any argv (the image tests start an installed
+ENTRYPOINT); `ServiceProcess` runs `python -m service` (or another module)
+from the repository with TODO_* settings and finds the port it bound.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 REPO = Path(__file__).resolve().parents[2]
-_SERVING = re.compile(r"serving todo\.v1\.TodoService on (?P<host>\S+):(?P<port>\d+)")
+SERVING = re.compile(r"serving todo\.v1\.TodoService on (?P<host>\S+):(?P<port>\d+)")
+READY = r"readiness: SERVING"
 
 
-class ServiceProcess:
-    """`python -m <module>` with TODO_* settings; stderr is collected."""
+class LoggedProcess:
+    """A process whose stderr is collected; its stdout is discarded."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, module: str = "service") -> None:
-        full_env = {key: value for key, value in os.environ.items() if not key.startswith("TODO_")}
-        full_env.update({"TODO_GRPC_ADDRESS": "127.0.0.1:0", "PYTHONUNBUFFERED": "1"})
-        full_env.update(env or {})
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+        self.argv = list(argv)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=REPO,
-            env=full_env,
+            self.argv,
+            cwd=cwd,
+            env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -62,15 +67,19 @@ class ServiceProcess:
                     if match:
                         return match
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no line matching {pattern!r}; output so far:\n{''.join(self._lines)}")
+                exited = self.process.poll() is not None and not self._reader.is_alive()
+                if remaining <= 0 or exited:
+                    status = f"exited with {self.process.returncode}" if exited else "still running"
+                    raise AssertionError(
+                        f"{self.argv}: no line matching {pattern!r} ({status}); output:\n{''.join(self._lines)}"
+                    )
                 self._changed.wait(min(remaining, 0.1))
 
     def wait_serving(self, timeout: float = 30.0, ready: bool = True) -> str:
         """The address `host:port` the service listens on (once ready, by default)."""
-        match = self.wait_for(_SERVING.pattern, timeout)
+        match = self.wait_for(SERVING.pattern, timeout)
         if ready:
-            self.wait_for(r"readiness: SERVING", timeout)
+            self.wait_for(READY, timeout)
         return f"{match['host']}:{match['port']}"
 
     def terminate(self, timeout: float = 30.0) -> int:
@@ -85,16 +94,26 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"the service did not exit in {timeout}s; output:\n{self.output}") from None
+            raise AssertionError(f"{self.argv} did not exit in {timeout}s; output:\n{self.output}") from None
         self._reader.join(5)
         if self.process.stderr is not None:
             self.process.stderr.close()
         return code
 
-    def __enter__(self) -> ServiceProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.wait()
+
+
+class ServiceProcess(LoggedProcess):
+    """`python -m <module>` from the repository, with TODO_* settings from `env` only."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, module: str = "service") -> None:
+        full_env = {key: value for key, value in os.environ.items() if not key.startswith("TODO_")}
+        full_env.update({"TODO_GRPC_ADDRESS": "127.0.0.1:0", "PYTHONUNBUFFERED": "1"})
+        full_env.update(env or {})
+        super().__init__([sys.executable, "-m", module], full_env, REPO)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -21,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.container import build_container
 from service.infrastructure.grpc.server import start_server
-from service.infrastructure.observability.logs import configure_logging
 from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.store import Store
 from tests.e2e.process import ServiceProcess
@@ -39,20 +37,6 @@ class Traced:
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.getvalue().splitlines() if line.startswith("{")]
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    configure_logging(logging.INFO, "json", stream)
-    yield stream
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture(params=["mongo-motor", "mongo-pymongo"])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.container import build_container
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from service.infrastructure.observability.logs import configure_logging
 from tests.client.certificates import CertificateAuthority
 from tests.e2e.process import ServiceProcess
 from tests.e2e.rich_status import decode
@@ -110,20 +108,6 @@ def tokens_file(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    configure_logging(logging.DEBUG, "json", stream)
-    yield stream
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
-
-@pytest.fixture
 async def authenticated(tokens_file: str) -> AsyncIterator[grpc.aio.Channel]:
     settings = Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file, "TODO_GRPC_ADDRESS": "127.0.0.1:0"})
     running = await started(settings)
@@ -132,7 +116,7 @@ async def authenticated(tokens_file: str) -> AsyncIterator[grpc.aio.Channel]:
     await running.stop(0)
 
 
-async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Channel, captured_log: io.StringIO) -> None:
+async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Channel, json_log: io.StringIO) -> None:
     stub = pb_grpc.TodoServiceStub(authenticated)
     request = pb.CreateTodoRequest(todo=pb.Todo(content="guarded"))
     for metadata in ((), (("authorization", "Bearer wrong-token"),), (("authorization", f"Basic {TOKEN}"),)):
@@ -148,9 +132,9 @@ async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Chann
     assert (await health.Check(health_pb2.HealthCheckRequest(service="readiness"))).status == (
         health_pb2.HealthCheckResponse.SERVING
     )
-    assert TOKEN not in captured_log.getvalue()
-    assert HASHED_TOKEN not in captured_log.getvalue()
-    assert "service.access" in captured_log.getvalue()
+    assert TOKEN not in json_log.getvalue()
+    assert HASHED_TOKEN not in json_log.getvalue()
+    assert "service.access" in json_log.getvalue()
 
 
 def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_file: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,6 +19,7 @@ from service.infrastructure.observability.logs import (
     trace_id_var,
 )
 from service.infrastructure.observability.tracing import tracer_provider_from_env
+from tests.support import preserved_logging
 
 
 class TestRedact:
@@ -122,14 +124,6 @@ class TestTracingSwitch:
 
 
 @pytest.fixture(autouse=True)
-def restore_logging() -> object:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield None
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    request_id_var.set(None)
-    trace_id_var.set(None)
+def restore_logging() -> Iterator[None]:
+    with preserved_logging():
+        yield
