@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -192,3 +193,20 @@ def test_access_log_line_per_rpc_with_request_id_returned_in_metadata(mongo_serv
         assert line["duration_ms"] >= 0
         assert line["peer"].startswith("ipv4:127.0.0.1:")
         assert {"time", "level", "logger", "message"} <= line.keys()
+
+
+def test_database_credentials_never_reach_the_log() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "TODO_MONGODB_URI": f"mongodb://admin:s3cret-pw@127.0.0.1:{port}/?authSource=admin",
+        "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS": "0.2",
+        "TODO_LOG_LEVEL": "DEBUG",
+    }
+    with ServiceProcess(env) as service:
+        service.wait_for(r"readiness: NOT_SERVING")
+        service.wait_for(r"database not usable")
+        assert service.terminate() == 0
+    assert "s3cret-pw" not in service.output
+    assert f"127.0.0.1:{port}" in service.output  # the failure itself is logged, usefully
