@@ -55,11 +55,12 @@ ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data k
 	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(TOOLS)/ferretdb-data
 
 run-mongo: install ## Serve on MongoDB at TODO_MONGODB_URI (default: the `make ferretdb` server)
-	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} \
+	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
 	TODO_MONGODB_URI=$${TODO_MONGODB_URI:-mongodb://127.0.0.1:27017/} $(BIN)/python -m service
 
 run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
-	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} $(BIN)/python -m service
+	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
+	$(BIN)/python -m service
 
 generate: install ## Regenerate generated/ from protos/
 	./scripts/generate.sh generated
