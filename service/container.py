@@ -14,7 +14,7 @@ from typing import Any
 import punq
 
 from service.application.page_token import PageTokenCodec
-from service.application.ports import Clock, IdGenerator, SystemClock, UuidGenerator
+from service.application.ports import Clock, IdGenerator, RandomIdGenerator, SystemClock
 from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
 from service.infrastructure.auth import TokenAuthenticator
@@ -60,7 +60,7 @@ def build_container(
         TodoRepository: repository,
         PageTokenCodec: PageTokenCodec(settings.page_token_secret.encode()),
         Clock: SystemClock(),
-        IdGenerator: UuidGenerator(),
+        IdGenerator: RandomIdGenerator(),
         Telemetry: telemetry,
         RpcObserver: RpcObserver(telemetry.metrics, telemetry.tracer),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -26,8 +26,8 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class UuidGenerator:
-    """32 lowercase hex characters of a random UUID (version 4)."""
+class RandomIdGenerator:
+    """32 lowercase hex characters from the operating system's random source (128 bits)."""
 
     def new_id(self) -> str:
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()

@@ -80,7 +80,7 @@ class Settings:
     tls: TlsSettings | None = None
     auth_tokens_file: str | None = None
     reflection: bool = True
-    event_loop: str = "asyncio"
+    event_loop: str = "uvloop"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -98,7 +98,8 @@ class Settings:
             except TokenFileError as error:
                 raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
         return cls(
-            event_loop=_choice(environ, "TODO_EVENT_LOOP", "asyncio", EVENT_LOOPS, upper=False),
+            # uvloop measured 8-19% faster here (benchmarks/results); asyncio stays selectable.
+            event_loop=_choice(environ, "TODO_EVENT_LOOP", "uvloop", EVENT_LOOPS, upper=False),
             tls=_tls(environ),
             auth_tokens_file=auth_tokens_file,
             # Reflection describes the whole API to anyone who can connect:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import grpc
+import pytest
 
 from tests.e2e.process import REPO, ServiceProcess
 from todo.v1 import todo_service_pb2 as pb
@@ -96,10 +97,11 @@ def test_probe_command_reports_serving_and_failure() -> None:
     assert after.returncode == 1
 
 
-async def test_uvloop_event_loop_serves_and_stops_cleanly() -> None:
-    with ServiceProcess({"TODO_EVENT_LOOP": "uvloop"}) as service:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_each_event_loop_serves_and_stops_cleanly(loop: str) -> None:
+    with ServiceProcess({"TODO_EVENT_LOOP": loop}) as service:
         async with grpc.aio.insecure_channel(service.wait_serving()) as channel:
             stub = pb_grpc.TodoServiceStub(channel)
-            created = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="on uvloop")))).todo
+            created = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content=f"on {loop}")))).todo
             assert (await stub.GetTodo(pb.GetTodoRequest(id=created.id))).todo == created
         assert await asyncio.to_thread(service.terminate) == 0, service.output

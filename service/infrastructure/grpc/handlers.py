@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -35,7 +35,7 @@ from service.infrastructure.grpc.errors import (
     status_for,
     unauthenticated_trailers,
 )
-from service.infrastructure.observability.logs import request_id_var, trace_id_var
+from service.infrastructure.observability.logs import AccessLog, request_id_var, trace_id_var
 from service.infrastructure.observability.metrics import Metrics
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -46,7 +46,6 @@ ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _log = logging.getLogger("service.grpc")
-_access = logging.getLogger("service.access")
 
 
 class Parser(Protocol[ParsedT_co]):
@@ -65,10 +64,11 @@ class RpcObserver:
 
 
 def _request_id(context: Context) -> str:
+    """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class _MethodObserver:
@@ -86,7 +86,7 @@ class _MethodObserver:
         self._latency = metrics.handling_seconds.labels(*self._labels)
         self._handled: dict[grpc.StatusCode, Any] = {}
         self._tracer = observer.tracer
-        self._access_log = observer.access_log
+        self._access_log = AccessLog() if observer.access_log else None
 
     def begin(self, context: Context, request_id: str) -> tuple[Span | None, object]:
         self._started.inc()
@@ -120,19 +120,8 @@ class _MethodObserver:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
             otel_context.detach(token)  # type: ignore[arg-type]
-        if self._access_log:
-            _access.info(
-                "%s %s %.2fms",
-                self.full_method,
-                code.name,
-                seconds * 1000,
-                extra={
-                    "method": self.full_method,
-                    "code": code.name,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "peer": context.peer(),
-                },
-            )
+        if self._access_log is not None:
+            self._access_log.write(self.full_method, code.name, seconds, context.peer())
 
 
 def unary_handler(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -56,12 +57,25 @@ class ContextFilter(logging.Filter):
         return True
 
 
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+_seconds_cache: tuple[int, str] = (-1, "")
+
+
+def _utc_time(moment: float) -> str:
+    """ISO 8601 UTC with milliseconds; the part up to the second is formatted once per second."""
+    global _seconds_cache  # noqa: PLW0603 (a one-entry cache)
+    second = int(moment)
+    if second != _seconds_cache[0]:
+        _seconds_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_seconds_cache[1]}.{int((moment - second) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, ids, extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": _utc_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),
@@ -78,7 +92,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -93,9 +107,68 @@ class ConsoleFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class AccessLog:
+    """The access line of an RPC (logger `service.access`, INFO).
+
+    In JSON format the line is written straight to the log handler's stream,
+    under its lock: the same object the JsonFormatter would write, without a
+    LogRecord, a filter pass or redaction (its fields are the method, status,
+    duration, peer and ids: no user text). This is the one log line every RPC
+    writes, so it is kept cheap. In console format it goes through logging.
+    """
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger("service.access")
+        self._pid = os.getpid()
+
+    def write(self, method: str, code: str, seconds: float, peer: str) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        duration_ms = round(seconds * 1000, 3)
+        handler = _json_handler
+        if handler is None:
+            self._logger.info(
+                "%s %s %.2fms",
+                method,
+                code,
+                duration_ms,
+                extra={"method": method, "code": code, "duration_ms": duration_ms, "peer": peer},
+            )
+            return
+        entry: dict[str, Any] = {
+            "time": _utc_time(time.time()),
+            "level": "INFO",
+            "logger": "service.access",
+            "message": f"{method} {code} {duration_ms:.2f}ms",
+            "pid": self._pid,
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        trace_id = trace_id_var.get()
+        if trace_id:
+            entry["trace_id"] = trace_id
+        entry["method"] = method
+        entry["code"] = code
+        entry["duration_ms"] = duration_ms
+        entry["peer"] = peer
+        line = _ENCODER.encode(entry) + "\n"
+        handler.acquire()
+        try:
+            handler.stream.write(line)
+            handler.stream.flush()
+        finally:
+            handler.release()
+
+
+_json_handler: logging.StreamHandler[TextIO] | None = None
+
+
 def configure_logging(level: int, log_format: str, stream: TextIO | None = None) -> None:
     """Route every logger to one stream handler in the chosen format."""
+    global _json_handler  # noqa: PLW0603 (the one process-wide log handler)
     handler = logging.StreamHandler(stream or sys.stderr)
+    _json_handler = handler if log_format == "json" else None
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
