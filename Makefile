@@ -25,7 +25,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run check lint format typecheck imports proto generate generated-check test clean hadolint
+.PHONY: help install tools ferretdb run-mongo run bench check lint format typecheck imports proto generate generated-check test clean hadolint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ generated-check: install ## Fail when generated/ is stale
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
 	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
+
+bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
+	$(BIN)/python benchmarks/run.py
 
 clean: ## Remove the virtualenv and the installed tools
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,77 @@
+"""B0: a bare `grpc.aio` server for todo.v1 GetTodo and CreateTodo (benchmark only).
+
+It answers every call with a canned serialized response of the v1 shape
+(written by run.py from the generated classes), through raw-bytes handlers:
+no request parsing, no protobuf at run time, no interceptors, logging or
+metrics. That is the floor a gRPC service in Python cannot go below on a
+given grpcio release, and it imports on any release (no generated code), so
+the same file measures the pinned release and the latest one.
+
+    python b0_server.py --port 0 --responses DIR [--uvloop]
+
+prints `ready PORT` on stdout once it serves; SIGTERM or SIGINT stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+
+SERVICE = "todo.v1.TodoService"
+
+
+def _handlers(responses: Path) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+    handlers = {}
+    for method in ("GetTodo", "CreateTodo", "ListTodos"):
+        path = responses / f"{method}.bin"
+        if not path.exists():
+            continue
+        canned = path.read_bytes()
+
+        async def handle(_request: bytes, _context: object, canned: bytes = canned) -> bytes:
+            return canned
+
+        # No (de)serializers: the handler sees and returns bytes.
+        handlers[method] = grpc.unary_unary_rpc_method_handler(handle)
+    return handlers
+
+
+async def serve(port: int, responses: Path) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    handlers = _handlers(responses)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    if hasattr(server, "add_registered_method_handlers"):  # grpcio >= 1.63: no generic lookup per call
+        server.add_registered_method_handlers(SERVICE, handlers)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"ready {bound} grpcio={grpc.__version__}", flush=True)
+    await stop.wait()
+    await server.stop(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--responses", type=Path, required=True)
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(serve(args.port, args.responses))
+    else:
+        asyncio.run(serve(args.port, args.responses))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
