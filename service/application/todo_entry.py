@@ -219,11 +219,3 @@ class TodoEntryService:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = [
-    "CreateTodo",
-    "ListTodos",
-    "TodoDraft",
-    "TodoEntryService",
-    "TodoPage",
-    "UpdateTodo",
-]

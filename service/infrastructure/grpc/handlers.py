@@ -63,9 +63,12 @@ class RpcObserver:
         self.access_log = access_log
 
 
-def _request_id(context: Context) -> str:
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+def _request_id(metadata: Metadata) -> str:
     """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
     return os.urandom(16).hex()
@@ -88,14 +91,14 @@ class _MethodObserver:
         self._tracer = observer.tracer
         self._access_log = AccessLog() if observer.access_log else None
 
-    def begin(self, context: Context, request_id: str) -> tuple[Span | None, object]:
+    def begin(self, metadata: Metadata, request_id: str) -> tuple[Span | None, object]:
         self._started.inc()
         self._in_flight.inc()
         if self._tracer is None:
             return None, None
         span = self._tracer.start_span(
             self.full_method[1:],
-            context=extract(dict(context.invocation_metadata() or ())),
+            context=extract(dict(metadata)),
             kind=SpanKind.SERVER,
             attributes={
                 "rpc.system": "grpc",
@@ -141,8 +144,8 @@ def unary_handler(
     async def abort(context: Context, code: grpc.StatusCode, message: str, trailers: tuple[Any, ...]) -> None:
         await context.abort(code, message, ((REQUEST_ID_HEADER, request_id_var.get() or ""), *trailers))
 
-    async def run(raw: bytes, context: Context) -> bytes:
-        if authenticator is not None and not authenticator.allows(context.invocation_metadata() or ()):
+    async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
+        if authenticator is not None and not authenticator.allows(metadata):
             message = "a valid bearer token is required (authorization: Bearer <token>)"
             await abort(context, grpc.StatusCode.UNAUTHENTICATED, message, unauthenticated_trailers(message))
         try:
@@ -162,15 +165,16 @@ def unary_handler(
 
     async def handle(raw: bytes, context: Context) -> bytes:
         start = time.perf_counter()
-        request_id = _request_id(context)
+        metadata: Metadata = tuple(context.invocation_metadata() or ())  # read once per RPC
+        request_id = _request_id(metadata)
         request_id_var.set(request_id)
         remaining = context.time_remaining()
         if remaining is not None:
             set_deadline_in(remaining)
-        span, token = watch.begin(context, request_id)
+        span, token = watch.begin(metadata, request_id)
         code = grpc.StatusCode.UNKNOWN
         try:
-            body = await run(raw, context)
+            body = await run(raw, context, metadata)
             context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
             code = grpc.StatusCode.OK
             return body

@@ -135,6 +135,7 @@ class MongoStore:
     @contextmanager
     def _limited(self) -> Iterator[None]:
         timeout = self.settings.operation_timeout_seconds
+        bound: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         left = time_left()
         if left is not None:
             # Keep a little of the RPC's time to answer with a proper status
@@ -143,8 +144,10 @@ class MongoStore:
             if left <= 0:
                 raise StoreTimeoutError("the request's deadline passed before the database was asked")
             timeout = min(timeout, left)
+            bound = pymongo.timeout(timeout)
+        # Without an RPC deadline the client's timeoutMS (the same maximum) applies.
         try:
-            with pymongo.timeout(timeout):
+            with bound:
                 yield
         except ServerSelectionTimeoutError as error:
             _log.warning("database unavailable: %s", error)
