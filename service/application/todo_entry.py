@@ -217,5 +217,3 @@ class TodoEntryService:
                 continue
             return changed
         raise AssertionError("unreachable")  # pragma: no cover
-
-
