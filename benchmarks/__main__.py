@@ -91,13 +91,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--results", default="", help="default: benchmarks/results (--quick: benchmarks/work/...)")
     parser.add_argument("--keep-work", action="store_true", help="keep benchmarks/work/<stamp> (logs, profiles)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: checks that the sections run")
+    if parser.parse_known_args(argv)[0].quick:  # the quick defaults; what the command line says still wins
+        parser.set_defaults(**QUICK, grpcio_latest=PINNED_GRPCIO)
     args = parser.parse_args(argv)
-    if args.quick:  # what the command line sets explicitly wins over the quick defaults
-        given = {name: parser.get_default(name) != getattr(args, name) for name in QUICK}
-        for name, value in QUICK.items():
-            if not given[name]:
-                setattr(args, name, value)
-        args.grpcio_latest = args.grpcio_latest or PINNED_GRPCIO
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS) - set(OPTIONAL_SECTIONS)
     if unknown:
