@@ -100,7 +100,7 @@ test: install tools ## pytest (unit, end-to-end, grpcurl)
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-bench-quick: install tools ## Smoke run of every benchmark section (~3 min; figures mean nothing): benchmarks/work/quick-results/
+bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
 	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and the installed tools
