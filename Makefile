@@ -25,7 +25,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run bench check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
+.PHONY: help install tools ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,15 +69,15 @@ generate: install ## Regenerate generated/ from protos/ (and re-copy third_party
 check: install tools lint typecheck imports proto generated-check hadolint test ## Every check and test
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check service todo_client tests scripts
-	$(BIN)/ruff format --check service todo_client tests scripts
+	$(BIN)/ruff check service todo_client tests scripts benchmarks
+	$(BIN)/ruff format --check service todo_client tests scripts benchmarks
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix service todo_client tests scripts
-	$(BIN)/ruff format service todo_client tests scripts
+	$(BIN)/ruff check --fix service todo_client tests scripts benchmarks
+	$(BIN)/ruff format service todo_client tests scripts benchmarks
 
-typecheck: install ## mypy --strict over service/, todo_client/ and tests/
-	$(BIN)/mypy --strict service todo_client tests
+typecheck: install ## mypy --strict over service/, todo_client/, tests/ and benchmarks/
+	$(BIN)/mypy --strict service todo_client tests benchmarks
 
 imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports
@@ -109,7 +109,10 @@ test: install tools ## pytest (unit, end-to-end, grpcurl)
 	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
+	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and the installed tools
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
