@@ -38,7 +38,7 @@ _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 def status_code(reason: Reason) -> grpc.StatusCode:
     """The status code the contract gives `reason` (its `status_code` option)."""
-    options = _REASONS.values_by_number[reason].GetOptions()
+    options = _REASONS.values_by_name[ErrorReason.Name(reason)].GetOptions()  # ValueError when not a reason
     return _CODES_BY_NUMBER[options.Extensions[error_reason_pb2.status_code]]
 
 
