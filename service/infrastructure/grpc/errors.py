@@ -97,12 +97,49 @@ def status_for(error: DomainError) -> grpc.Status:
     if isinstance(entry_id, str):
         metadata["id"] = entry_id
     if isinstance(error, ValidationError):
-        return rich_status(
-            reason,
-            "invalid request: " + message,
-            violations=[(v.field, v.description) for v in error.violations],
+        return _field_violations(reason, error)
+    return rich_status(reason, _clip(message, MAX_MESSAGE_CHARS), metadata=metadata)
+
+
+# An error must reach the client whole: gRPC refuses trailers above 8 KiB (the
+# soft limit, where some clients start failing) with RESOURCE_EXHAUSTED, and
+# `grpc-message` is percent-encoded, the details trailer base64-encoded. So at
+# most MAX_VIOLATIONS violations are listed, each field and description is
+# clipped (they can echo client input), and the message is ASCII and short.
+# Worst case: 8 x (96 + 192) bytes of BadRequest -> about 3.2 KB in base64,
+# plus a message of at most 3 x 240 bytes: well under 8 KiB.
+MAX_VIOLATIONS = 8
+MAX_FIELD_BYTES = 96
+MAX_DESCRIPTION_BYTES = 192
+MAX_MESSAGE_CHARS = 240
+
+
+def _clip(text: str, limit: int, *, ascii_only: bool = True) -> str:
+    """`text` cut to `limit` characters (ASCII: non-ASCII escaped) or UTF-8 bytes, marked with "..."."""
+    if ascii_only:
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _field_violations(reason: Reason, error: ValidationError) -> grpc.Status:
+    shown = error.violations[:MAX_VIOLATIONS]
+    violations = [
+        (
+            _clip(v.field, MAX_FIELD_BYTES, ascii_only=False),
+            _clip(v.description, MAX_DESCRIPTION_BYTES, ascii_only=False),
         )
-    return rich_status(reason, message, metadata=metadata)
+        for v in shown
+    ]
+    first_field, first_description = violations[0]
+    summary = f"invalid request: {first_field}: {first_description}"
+    if len(error.violations) > 1:
+        listed = "" if len(shown) == len(error.violations) else f"; the first {len(shown)} are in the details"
+        summary += f" (and {len(error.violations) - 1} more{listed})"
+    return rich_status(reason, _clip(summary, MAX_MESSAGE_CHARS), violations=violations)
 
 
 def unhandled_exception_status(request_id: str) -> grpc.Status:
