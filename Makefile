@@ -19,6 +19,8 @@ GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
+# Python sources under ruff (the client library is its own distribution in clients/python).
+PY_SOURCES := service clients/python tests scripts benchmarks
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
@@ -69,15 +71,15 @@ generate: install ## Regenerate generated/ from protos/ (and re-copy third_party
 check: install tools lint typecheck imports proto generated-check hadolint test ## Every check and test
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check service todo_client tests scripts benchmarks
-	$(BIN)/ruff format --check service todo_client tests scripts benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix service todo_client tests scripts benchmarks
-	$(BIN)/ruff format service todo_client tests scripts benchmarks
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+	$(BIN)/ruff format $(PY_SOURCES)
 
-typecheck: install ## mypy --strict over service/, todo_client/, tests/ and benchmarks/
-	$(BIN)/mypy --strict service todo_client tests benchmarks
+typecheck: install ## mypy --strict over service/, clients/python/todo_client/, tests/ and benchmarks/
+	$(BIN)/mypy --strict service clients/python/todo_client tests benchmarks
 
 imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports
