@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +66,13 @@ def environment() -> dict[str, str]:
 
 def run(argv: list[str | Path], cwd: Path, timeout: float = 300) -> str:
     result = subprocess.run(
-        [str(arg) for arg in argv], cwd=cwd, env=environment(), capture_output=True, text=True, timeout=timeout
+        [str(arg) for arg in argv],
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert result.returncode == 0, f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -85,7 +90,7 @@ class FreshEnvironment:
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshEnvironment]:
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> FreshEnvironment:
     uv = uv_binary()
     root = tmp_path_factory.mktemp("todo-client")
     dist = root / "dist"
@@ -94,16 +99,13 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshEnvironment
     assert len(wheels) == 1, sorted(dist.iterdir())
     assert len(sorted(dist.glob("todo_client-*.tar.gz"))) == 1, sorted(dist.iterdir())
     constraints = root / "constraints.txt"
-    run(
-        [uv, "export", "--quiet", "--frozen", "--package", "todo-client", "--no-dev", "--no-hashes"]
-        + ["--no-emit-workspace", "--output-file", constraints],
-        cwd=REPO,
-    )
+    export = ["export", "--quiet", "--frozen", "--package", "todo-client", "--no-dev", "--no-hashes"]
+    run([uv, *export, "--no-emit-workspace", "--output-file", constraints], cwd=REPO)
     venv = root / "venv"
     run([uv, "venv", "--quiet", "--python", BASE_PYTHON, venv], cwd=root)
     python = venv / "bin" / "python"
     run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", constraints, wheels[0]], cwd=root)
-    yield FreshEnvironment(python=python, wheel=wheels[0], root=root)
+    return FreshEnvironment(python=python, wheel=wheels[0], root=root)
 
 
 def installed(fresh: FreshEnvironment) -> dict[str, str]:
