@@ -10,6 +10,9 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+# protoc plugins for the Go client (clients/go); protoc itself is grpcio-tools' (uv.lock).
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 TOOLS := $(CURDIR)/.tools
 UV := $(TOOLS)/uv/bin/uv
@@ -19,6 +22,11 @@ GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
+# One directory per pair of plugin versions, so a new pin never runs an old binary.
+PROTOC_PLUGINS := $(TOOLS)/protoc-plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_GO_GRPC_VERSION)
+# The Go example caller (clients/go/cmd/todo-example), run by tests/client/test_go_client.py.
+GO_EXAMPLE := $(TOOLS)/bin/todo-go-example
+GO_EXAMPLE_SOURCES := $(shell find clients/go -name '*.go') clients/go/go.mod clients/go/go.sum
 # Python sources under ruff (the client library is its own distribution in clients/python).
 PY_SOURCES := service clients/python tests scripts benchmarks
 export UV_PYTHON_DOWNLOADS := never
@@ -27,7 +35,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
+.PHONY: help install tools go-plugins go-example clients-generated-check clients-check ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,7 +58,23 @@ $(GRPC_HEALTH_PROBE):
 $(FERRETDB): $(FERRETDB_SOURCES)
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe) into .tools/bin
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, protoc Go plugins, the Go example) into .tools
+
+$(PROTOC_PLUGINS)/protoc-gen-go:
+	GOBIN=$(PROTOC_PLUGINS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(PROTOC_PLUGINS)/protoc-gen-go-grpc:
+	GOBIN=$(PROTOC_PLUGINS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+go-plugins: $(PROTOC_PLUGINS)/protoc-gen-go $(PROTOC_PLUGINS)/protoc-gen-go-grpc ## Install the pinned protoc-gen-go and protoc-gen-go-grpc
+
+# gofmt and go vet first: the example is what Go callers copy.
+$(GO_EXAMPLE): $(GO_EXAMPLE_SOURCES)
+	@unformatted=$$(cd clients/go && gofmt -l cmd); if [[ -n "$$unformatted" ]]; then \
+	  echo "gofmt would change: $$unformatted (run gofmt -w in clients/go)" >&2; exit 1; fi
+	cd clients/go && go vet ./... && go build -o $(GO_EXAMPLE) ./cmd/todo-example
+
+go-example: $(GO_EXAMPLE) ## Build the Go example caller (clients/go) into .tools/bin/todo-go-example
 
 # A local MongoDB-wire server for `make run-mongo` (data in .tools/ferretdb-data).
 ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .tools/ferretdb-data)
@@ -64,11 +88,12 @@ run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
 	$(BIN)/python -m service
 
-generate: install ## Regenerate generated/ from protos/ (and re-copy third_party/googleapis)
+generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, service config) from protos/ (and re-copy third_party/googleapis)
 	./scripts/vendor-googleapis.sh
 	./scripts/generate.sh generated
+	TODO_PROTOC_PLUGINS=$(PROTOC_PLUGINS) ./scripts/generate-clients.sh clients
 
-check: install tools lint typecheck imports proto generated-check hadolint test ## Every check and test
+check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint test ## Every check and test
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -107,8 +132,21 @@ generated-check: install ## Fail when generated/ or the vendored googleapis prot
 	if ! diff -r "$$tmp/googleapis" third_party/googleapis; then \
 	  echo "third_party/googleapis differs from googleapis-common-protos: run scripts/vendor-googleapis.sh" >&2; exit 1; fi
 
-test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
+clients-generated-check: install go-plugins ## Fail when clients/go/todo or clients/service_config.json is stale
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	TODO_PROTOC_PLUGINS=$(PROTOC_PLUGINS) ./scripts/generate-clients.sh "$$tmp"; \
+	if ! diff -r "$$tmp/go/todo" clients/go/todo || ! diff "$$tmp/service_config.json" clients/service_config.json; then \
+	  echo "clients/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+
+# Environment for the tests that run installed tools.
+TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
+	TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE)
+
+test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
+	$(TEST_TOOLS) $(BIN)/pytest
+
+clients-check: install tools ## Only the caller tests: the todo-client wheel in a fresh venv, the Go client (both part of `test`)
+	$(TEST_TOOLS) $(BIN)/pytest tests/client/test_distribution.py tests/client/test_go_client.py
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
