@@ -10,7 +10,8 @@
 #   ca-certificates; `python`, `python3` and `pip` on PATH as the official
 #   image has them; no EXTERNALLY-MANAGED marker (the official image has none);
 #   the machine's CA bundle as the system bundle, so that PyPI answers during
-#   the build through this machine's TLS proxy.
+#   the build through this machine's TLS proxy (and /etc/uv/uv.toml tells uv
+#   to use it).
 # What differs from the official image: Debian's Python 3.11.2 in /usr/bin
 # instead of 3.11.15 built into /usr/local.
 #
@@ -67,7 +68,10 @@ if [[ ! -s $tarball ]]; then
   trap 'rm -rf "$work"' EXIT
   rootfs=$work/rootfs
   log "debootstrap $SUITE ($PACKAGES) into $rootfs"
-  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
+  # The downloaded packages are kept, so a changed recipe does not download them again.
+  mkdir -p "$CACHE/debs"
+  debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$CACHE/debs" \
+    "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2
     exit 1
   }
@@ -79,12 +83,17 @@ if [[ ! -s $tarball ]]; then
   rm -f "$rootfs"/usr/lib/python3.11/EXTERNALLY-MANAGED
   # This machine's CA bundle (it includes the TLS proxy's authority).
   cp "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  # uv trusts its own built-in roots unless told to use the system's (system-wide uv config).
+  mkdir -p "$rootfs/etc/uv"
+  printf 'system-certs = true\n' >"$rootfs/etc/uv/uv.toml"
   # Slim, like the official image: no package lists, caches, docs or manuals.
   chroot "$rootfs" apt-get clean
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
     "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+    "$rootfs"/usr/share/locale/* \
     "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
   find "$rootfs" -name __pycache__ -type d -prune -exec rm -rf {} +
+  rm -f "$CACHE"/*.tar  # the previous recipe's
   tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.partial" .
   mv "$tarball.partial" "$tarball"
   log "cached $tarball ($(du -h "$tarball" | cut -f1))"
