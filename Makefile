@@ -22,10 +22,18 @@ FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
+# The container image: built with podman from the Dockerfile (scripts/image-build.sh).
+# PYTHON_IMAGE empty: the base is a local stand-in made from Debian's packages
+# (scripts/image-base.sh; no container registry is reachable here). With a registry:
+#   make image PYTHON_IMAGE=python:3.11.15-slim-bookworm
+# One tag per checkout, so that worktrees sharing podman's storage do not race.
+IMAGE ?= localhost/todo-service:$(shell basename "$(CURDIR)" | tr -c 'a-z0-9_.\n-' '-')
+PYTHON_IMAGE ?=
+
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run bench check lint format typecheck imports proto generate generated-check test clean hadolint
+.PHONY: help install tools ferretdb run-mongo run bench check lint format typecheck imports proto generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -65,7 +73,7 @@ run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 generate: install ## Regenerate generated/ from protos/
 	./scripts/generate.sh generated
 
-check: install tools lint typecheck imports proto generated-check hadolint test ## Every check and test
+check: install tools lint typecheck imports proto generated-check hadolint test image-test ## Every check and test
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check service todo_client tests scripts
@@ -95,7 +103,16 @@ generated-check: install ## Fail when generated/ is stale
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
+	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest --ignore=tests/image
+
+image: ## Build the container image with podman, tagged IMAGE (installs podman; stand-in base unless PYTHON_IMAGE is set)
+	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
+	./scripts/image-build.sh $(IMAGE) "$$base"
+
+image-test: install ## Build the image, then test it as built: configuration, contents, size, a container run (tests/image)
+	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
+	./scripts/image-build.sh $(IMAGE) "$$base"; \
+	TODO_IMAGE=$(IMAGE) TODO_IMAGE_BASE="$$base" $(BIN)/pytest tests/image
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python benchmarks/run.py
