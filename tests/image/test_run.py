@@ -126,7 +126,7 @@ def test_a_todo_is_created_and_read_back(container: Container) -> None:
 
 def test_metrics_are_served_on_the_exposed_port(container: Container) -> None:
     url = f"http://{container.metrics_address}{contract.METRICS_PATH}"
-    with urllib.request.urlopen(url, timeout=RPC_TIMEOUT) as response:  # noqa: S310 (a loopback http URL)
+    with urllib.request.urlopen(url, timeout=RPC_TIMEOUT) as response:
         body = response.read().decode()
     assert response.status == 200
     assert "grpc" in body
