@@ -31,8 +31,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from service.domain.errors import DomainError
 from service.infrastructure.auth import TokenAuthenticator, TokenCheck
 from service.infrastructure.deadline import set_deadline_in
+from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.errors import (
     ErrorReason,
+    concurrency_limit_status,
     malformed_request_status,
     rich_status,
     status_for,
@@ -140,6 +142,36 @@ class _MethodObserver:
             self._access_log.write(self.full_method, code.name, seconds, context.peer())
 
 
+async def _abort(context: Context, status: grpc.Status) -> None:
+    trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
+    await context.abort(status.code, status.details, trailers)
+
+
+Serve = Callable[[bytes, Context], Awaitable[bytes]]
+
+
+def _gated(
+    serve: Serve, authenticator: TokenAuthenticator | None, admission: Admission | None
+) -> Callable[[bytes, Context, Metadata], Awaitable[bytes]]:
+    """`serve` behind the token check, then the admission cap (a slot is held until it returns)."""
+
+    async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
+        if authenticator is not None:
+            verdict = authenticator.check(metadata)
+            if verdict is not TokenCheck.VALID:
+                await _abort(context, _TOKEN_STATUS[verdict])
+        if admission is None:
+            return await serve(raw, context)
+        if not admission.try_enter():
+            await _abort(context, concurrency_limit_status(admission.limit, admission.retry_after_seconds))
+        try:
+            return await serve(raw, context)
+        finally:
+            admission.leave()
+
+    return run
+
+
 def unary_handler(
     service: str,
     name: str,
@@ -148,33 +180,34 @@ def unary_handler(
     observer: RpcObserver,
     *,
     authenticator: TokenAuthenticator | None = None,
+    admission: Admission | None = None,
+    max_rpc_seconds: float | None = None,
 ) -> grpc.RpcMethodHandler[bytes, bytes]:
-    """A unary-unary handler over raw bytes around a servicer method."""
+    """A unary-unary handler over raw bytes around a servicer method.
+
+    `admission` caps the calls in progress (over it: RESOURCE_EXHAUSTED before
+    any work); `max_rpc_seconds` bounds the outbound calls of an RPC that
+    carries no deadline, as if it had carried that one.
+    """
     parse = request_type.FromString
     watch = _MethodObserver(service, name, observer)
     full_method = watch.full_method
 
-    async def abort(context: Context, status: grpc.Status) -> None:
-        trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
-        await context.abort(status.code, status.details, trailers)
-
-    async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
-        if authenticator is not None:
-            verdict = authenticator.check(metadata)
-            if verdict is not TokenCheck.VALID:
-                await abort(context, _TOKEN_STATUS[verdict])
+    async def serve(raw: bytes, context: Context) -> bytes:
         try:
             request = parse(raw)
         except DecodeError:
-            await abort(context, malformed_request_status())
+            await _abort(context, malformed_request_status())
         try:
             response = await method(request, context)
         except DomainError as error:
-            await abort(context, status_for(error))
+            await _abort(context, status_for(error))
         except Exception:
             _log.exception("unexpected error in %s", full_method)
-            await abort(context, unhandled_exception_status(request_id_var.get() or ""))
+            await _abort(context, unhandled_exception_status(request_id_var.get() or ""))
         return response.SerializeToString()
+
+    run = _gated(serve, authenticator, admission)
 
     async def handle(raw: bytes, context: Context) -> bytes:
         start = time.perf_counter()
@@ -184,6 +217,8 @@ def unary_handler(
         remaining = context.time_remaining()
         if remaining is not None:
             set_deadline_in(remaining)
+        elif max_rpc_seconds is not None:
+            set_deadline_in(max_rpc_seconds)
         span, token = watch.begin(metadata, request_id)
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -209,6 +244,8 @@ def service_handlers(
     observer: RpcObserver,
     *,
     authenticator: TokenAuthenticator | None = None,
+    admission: Admission | None = None,
+    max_rpc_seconds: float | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     """A handler for every method of `service`, keyed by method name.
 
@@ -226,6 +263,13 @@ def service_handlers(
             raise TypeError(f"{type(servicer).__name__} does not implement {descriptor.full_name}")
         request_type: Parser[Message] = message_factory.GetMessageClass(descriptor.input_type)
         handlers[descriptor.name] = unary_handler(
-            service.full_name, descriptor.name, method, request_type, observer, authenticator=authenticator
+            service.full_name,
+            descriptor.name,
+            method,
+            request_type,
+            observer,
+            authenticator=authenticator,
+            admission=admission,
+            max_rpc_seconds=max_rpc_seconds,
         )
     return handlers
