@@ -23,10 +23,10 @@ from typing import Any
 
 import grpc
 
-from service.application.todo_entry import CreateTodo, TodoDraft, TodoEntryService
-from service.container import build_container
+from service.application.todo_entry import CreateTodo, TodoDraft
+from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
-from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.grpc.todo_entry import SERVICE_NAME
 from todo.v1 import todo_service_pb2 as pb
 
 
@@ -44,12 +44,12 @@ def _bare(
 async def serve(port: int) -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env(os.environ)
-    container = build_container(settings)
-    todos: TodoEntryService = container.resolve(TodoEntryService)
+    app = bootstrap(settings)
+    todos = app.todos
     await todos.create(
         CreateTodo(todo=TodoDraft(content="Buy milk and bread", tags=("home", "errands")), todo_id="bench-get")
     )
-    servicer: TodoServicer = container.resolve(TodoServicer)
+    servicer = app.servicer
     handlers = {
         "GetTodo": _bare(servicer.GetTodo, pb.GetTodoRequest.FromString),
         "CreateTodo": _bare(servicer.CreateTodo, pb.CreateTodoRequest.FromString),

@@ -3,9 +3,10 @@
 Filling 100,000 entries through gRPC would take most of the time budget, so
 this entry point creates them in-process through the real use case
 (`TodoEntryService.create` on the real `InMemoryTodoRepository`), then runs
-the unchanged service around that repository with `service.main.main
-(overrides=...)`: the same settings from the environment, logging, event loop,
-container, servicer, handlers and lifecycle as `python -m service`.
+the unchanged service around that repository with `service.main.main(make_app)`,
+`make_app` being `bootstrap(settings, repository=...)`: the same settings from
+the environment, logging, event loop, composition root, servicer, handlers and
+lifecycle as `python -m service`.
 
     TODO_GRPC_ADDRESS=127.0.0.1:PORT python benchmarks/bench_server.py --entries N [--token-file F]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
@@ -24,8 +26,8 @@ from pathlib import Path
 
 from service.application.page_token import PageTokenCodec
 from service.application.todo_entry import CreateTodo, TodoDraft, TodoEntryService
-from service.container import build_container
-from service.domain.repository import Cursor, TodoRepository
+from service.bootstrap import bootstrap
+from service.domain.repository import Cursor
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
@@ -53,16 +55,15 @@ def main() -> int:
     settings = Settings.from_env(os.environ)
     repository = InMemoryTodoRepository()
     # The use case, clock, id generator and page-token codec exactly as the service builds them.
-    container = build_container(settings, overrides={TodoRepository: repository})
-    codec: PageTokenCodec = container.resolve(PageTokenCodec)
+    app = bootstrap(settings, repository=repository)
     began = time.perf_counter()
-    entries = asyncio.run(prefill(container.resolve(TodoEntryService), args.entries))
+    entries = asyncio.run(prefill(app.todos, args.entries))
     print(f"prefilled {len(entries)} entries in {time.perf_counter() - began:.1f}s", file=sys.stderr, flush=True)
     if args.token_file is not None:
         middle = entries[len(entries) // 2]
         fingerprint = PageTokenCodec.fingerprint("", frozenset(), None)
-        args.token_file.write_text(codec.encode(Cursor(middle.created_at, middle.id), fingerprint))
-    return service_main(overrides={TodoRepository: repository})
+        args.token_file.write_text(app.page_tokens.encode(Cursor(middle.created_at, middle.id), fingerprint))
+    return service_main(functools.partial(bootstrap, repository=repository))
 
 
 if __name__ == "__main__":

@@ -57,10 +57,9 @@ class Parser(Protocol[ParsedT_co]):
 class RpcObserver:
     """What every RPC reports to: metrics, and the tracer when tracing is on."""
 
-    def __init__(self, metrics: Metrics, tracer: Tracer | None = None, access_log: bool = True) -> None:
+    def __init__(self, metrics: Metrics, tracer: Tracer | None = None) -> None:
         self.metrics = metrics
         self.tracer = tracer
-        self.access_log = access_log
 
 
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -89,7 +88,7 @@ class _MethodObserver:
         self._latency = metrics.handling_seconds.labels(*self._labels)
         self._handled: dict[grpc.StatusCode, Any] = {}
         self._tracer = observer.tracer
-        self._access_log = AccessLog() if observer.access_log else None
+        self._access_log = AccessLog()
 
     def begin(self, metadata: Metadata, request_id: str) -> tuple[Span | None, object]:
         self._started.inc()
@@ -123,8 +122,7 @@ class _MethodObserver:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
             otel_context.detach(token)  # type: ignore[arg-type]
-        if self._access_log is not None:
-            self._access_log.write(self.full_method, code.name, seconds, context.peer())
+        self._access_log.write(self.full_method, code.name, seconds, context.peer())
 
 
 def unary_handler(
