@@ -244,9 +244,10 @@ class TestDatabaseInTheUri:
         assert mongodb.database == "todo"
 
     def test_a_bad_database_name_in_the_uri_is_refused_without_repeating_the_uri(self) -> None:
-        with pytest.raises(ConfigError, match="TODO_MONGODB_URI names a database") as caught:
-            Settings.from_env({"TODO_MONGODB_URI": "mongodb://user:s3cret@127.0.0.1/has%20space"})
-        assert "s3cret" not in str(caught.value)
+        for uri in ("mongodb://user:s3cret@127.0.0.1/" + "a" * 64, "mongodb://user:s3cret@127.0.0.1/has%20space"):
+            with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
+                Settings.from_env({"TODO_MONGODB_URI": uri})
+            assert "s3cret" not in str(caught.value)
 
 
 class TestEveryProblemAtOnce:
