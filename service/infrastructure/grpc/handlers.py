@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -26,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from service.application.todo_entry import REQUEST_ID_PATTERN
 from service.domain.errors import DomainError
 from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.deadline import set_deadline_in
@@ -44,7 +44,6 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _log = logging.getLogger("service.grpc")
 
 
@@ -68,7 +67,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 def _request_id(metadata: Metadata) -> str:
     """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
     for key, value in metadata:
-        if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
             return value
     return os.urandom(16).hex()
 
