@@ -45,12 +45,17 @@ class CreateTodo:
 
 @dataclass(frozen=True, slots=True)
 class UpdateTodo:
-    """Replace the fields named in `paths` (`*` = all mutable fields) with `todo`'s."""
+    """Replace the fields named in `paths` (`*` = all mutable fields) with `todo`'s.
+
+    Paths in `ignored_paths` (fields the caller cannot set: the identifier and
+    output-only fields, as the contract marks them) are skipped, not rejected.
+    """
 
     id: str
     todo: TodoDraft
     paths: tuple[str, ...]
     etag: str = ""
+    ignored_paths: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,7 @@ class TodoEntryService:
                 fields.update(MUTABLE_FIELDS)
             elif path in MUTABLE_FIELDS:
                 fields.add(path)
-            else:
+            elif path not in command.ignored_paths:
                 violations.append(
                     FieldViolation(
                         f"update_mask.paths[{index}]",

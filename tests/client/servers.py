@@ -33,13 +33,15 @@ class Fault:
 
     `after_handler`: run the real handler first, as if the change happened and
     the response was lost on the way back. `trailers`: trailing metadata to add
-    (for instance a grpc-status-details-bin).
+    (for instance a grpc-status-details-bin, whose message must then be the
+    status message: `message`, by default "injected <CODE> on attempt <n>").
     """
 
     code: grpc.StatusCode
     times: int | None = None
     after_handler: bool = False
     trailers: tuple[tuple[str, str | bytes], ...] = ()
+    message: str | None = None
 
 
 class FaultInjector(ServerInterceptor):
@@ -68,7 +70,8 @@ class FaultInjector(ServerInterceptor):
         async def fail(request: bytes, context: Context) -> bytes:
             if fault.after_handler:
                 await inner(request, context)
-            await context.abort(fault.code, f"injected {fault.code.name} on attempt {attempt}", fault.trailers)
+            message = fault.message or f"injected {fault.code.name} on attempt {attempt}"
+            await context.abort(fault.code, message, fault.trailers)
 
         return grpc.unary_unary_rpc_method_handler(fail)
 

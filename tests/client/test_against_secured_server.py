@@ -57,7 +57,7 @@ async def test_mtls_and_token_against_the_real_server_settings(tmp_path: Path) -
         async with mutual(None) as no_token:
             with pytest.raises(UnauthenticatedError) as caught:
                 await no_token.get_todo(todo.id)
-            assert caught.value.reason == "UNAUTHENTICATED"
+            assert caught.value.reason == "BEARER_TOKEN_MISSING"
             assert TOKEN not in str(caught.value)
         no_certificate = TodoClient.connect(target, tls=True, root_certificates=ca.certificate, token=TOKEN, retry=None)
         async with no_certificate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import grpc
 import pytest
@@ -43,7 +44,13 @@ async def test_unexpected_exception_is_generic_internal_and_the_server_keeps_ser
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await broken_stub.GetTodo(pb.GetTodoRequest(id="any"))
     error = decode(caught.value)
-    assert (error.code, error.message, error.reason) == (grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
+    assert (error.code, error.message, error.reason) == (
+        grpc.StatusCode.INTERNAL,
+        "internal error",
+        "UNHANDLED_EXCEPTION",
+    )
+    trailers = cast(grpc.aio.Metadata, caught.value.trailing_metadata())
+    assert error.metadata == {"request_id": trailers["x-request-id"]}, "the id the log lines carry"
     assert SECRET not in str(caught.value.details()) + str(caught.value.trailing_metadata())
     assert any(SECRET in (record.exc_text or "") for record in caplog.records), "the cause is logged server-side"
     created = await broken_stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="still serving")))

@@ -121,11 +121,16 @@ async def authenticated(tokens_file: str) -> AsyncIterator[grpc.aio.Channel]:
 async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Channel, json_log: io.StringIO) -> None:
     stub = pb_grpc.TodoServiceStub(authenticated)
     request = pb.CreateTodoRequest(todo=pb.Todo(content="guarded"))
-    for metadata in ((), (("authorization", "Bearer wrong-token"),), (("authorization", f"Basic {TOKEN}"),)):
+    refused = (
+        ((), "BEARER_TOKEN_MISSING"),
+        ((("authorization", "Bearer wrong-token"),), "BEARER_TOKEN_INVALID"),
+        ((("authorization", f"Basic {TOKEN}"),), "BEARER_TOKEN_INVALID"),
+    )
+    for metadata, reason in refused:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateTodo(request, metadata=metadata)
         error = decode(caught.value)
-        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, reason)
         assert TOKEN not in error.message
     for token in (TOKEN, HASHED_TOKEN):
         created = await stub.CreateTodo(request, metadata=(("authorization", f"Bearer {token}"),))

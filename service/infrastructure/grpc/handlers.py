@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -27,13 +29,14 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from service.application.todo_entry import REQUEST_ID_PATTERN
 from service.domain.errors import DomainError
-from service.infrastructure.auth import TokenAuthenticator
+from service.infrastructure.auth import TokenAuthenticator, TokenCheck
 from service.infrastructure.deadline import set_deadline_in
 from service.infrastructure.grpc.errors import (
-    internal_error_trailers,
-    malformed_request_trailers,
+    ErrorReason,
+    malformed_request_status,
+    rich_status,
     status_for,
-    unauthenticated_trailers,
+    unhandled_exception_status,
 )
 from service.infrastructure.observability.logs import AccessLog, request_id_var, trace_id_var
 from service.infrastructure.observability.metrics import Metrics
@@ -45,6 +48,16 @@ ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 
 REQUEST_ID_HEADER = "x-request-id"
 _log = logging.getLogger("service.grpc")
+
+
+_TOKEN_STATUS = {
+    TokenCheck.MISSING: rich_status(
+        ErrorReason.BEARER_TOKEN_MISSING, "a bearer token is required (authorization: Bearer <token>)"
+    ),
+    TokenCheck.INVALID: rich_status(
+        ErrorReason.BEARER_TOKEN_INVALID, "the bearer token is not valid (authorization: Bearer <token>)"
+    ),
+}
 
 
 class Parser(Protocol[ParsedT_co]):
@@ -138,26 +151,26 @@ def unary_handler(
     watch = _MethodObserver(service, name, observer)
     full_method = watch.full_method
 
-    async def abort(context: Context, code: grpc.StatusCode, message: str, trailers: tuple[Any, ...]) -> None:
-        await context.abort(code, message, ((REQUEST_ID_HEADER, request_id_var.get() or ""), *trailers))
+    async def abort(context: Context, status: grpc.Status) -> None:
+        trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
+        await context.abort(status.code, status.details, trailers)
 
     async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
-        if authenticator is not None and not authenticator.allows(metadata):
-            message = "a valid bearer token is required (authorization: Bearer <token>)"
-            await abort(context, grpc.StatusCode.UNAUTHENTICATED, message, unauthenticated_trailers(message))
+        if authenticator is not None:
+            verdict = authenticator.check(metadata)
+            if verdict is not TokenCheck.VALID:
+                await abort(context, _TOKEN_STATUS[verdict])
         try:
             request = parse(raw)
         except DecodeError:
-            message = "the request is not a valid protobuf message of the expected type"
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, message, malformed_request_trailers(message))
+            await abort(context, malformed_request_status())
         try:
             response = await method(request, context)
         except DomainError as error:
-            code, message, trailers = status_for(error)
-            await abort(context, code, message, trailers)
+            await abort(context, status_for(error))
         except Exception:
             _log.exception("unexpected error in %s", full_method)
-            await abort(context, grpc.StatusCode.INTERNAL, "internal error", internal_error_trailers())
+            await abort(context, unhandled_exception_status(request_id_var.get() or ""))
         return response.SerializeToString()
 
     async def handle(raw: bytes, context: Context) -> bytes:
@@ -185,3 +198,31 @@ def unary_handler(
             watch.end(context, code, time.perf_counter() - start, span, token)
 
     return grpc.unary_unary_rpc_method_handler(handle)
+
+
+def service_handlers(
+    servicer: object,
+    service: ServiceDescriptor,
+    observer: RpcObserver,
+    *,
+    authenticator: TokenAuthenticator | None = None,
+) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+    """A handler for every method of `service`, keyed by method name.
+
+    Derived from the descriptor: the servicer's coroutine of the same name
+    serves each method, the request type is the method's input type. A method
+    the servicer lacks, or a streaming one, is an error at start-up, never an
+    UNIMPLEMENTED at call time.
+    """
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
+    for descriptor in service.methods:
+        if descriptor.client_streaming or descriptor.server_streaming:
+            raise TypeError(f"{descriptor.full_name} is a streaming method; only unary methods are served")
+        method = getattr(servicer, descriptor.name, None)
+        if not callable(method):
+            raise TypeError(f"{type(servicer).__name__} does not implement {descriptor.full_name}")
+        request_type: Parser[Message] = message_factory.GetMessageClass(descriptor.input_type)
+        handlers[descriptor.name] = unary_handler(
+            service.full_name, descriptor.name, method, request_type, observer, authenticator=authenticator
+        )
+    return handlers
