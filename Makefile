@@ -12,6 +12,8 @@ GRPCURL_VERSION := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
 
 TOOLS := $(CURDIR)/.tools
+# Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
+DATA := $(CURDIR)/.data
 UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
@@ -31,28 +33,36 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(UV):
+	@echo "make: installing uv $(UV_VERSION) into .tools/uv (first run only)"
 	$(PYTHON) -m venv $(TOOLS)/uv
 	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV) ## Install the locked Python dependencies into .venv
+ifeq ($(wildcard $(BIN)/python),)
+	@echo "make: installing the locked Python dependencies into $(VENV) (uv sync; first run only, about 25 s)"
+endif
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 
 $(GRPCURL):
+	@echo "make: building grpcurl $(GRPCURL_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 # The Kubernetes-style gRPC health checker, for tests/deploy/test_health_probe.py.
 $(GRPC_HEALTH_PROBE):
+	@echo "make: building grpc-health-probe $(GRPC_HEALTH_PROBE_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
 
 # The MongoDB-wire test server: FerretDB v1.24.2 embedded (see tools/ferretdb).
 $(FERRETDB): $(FERRETDB_SOURCES)
+	@echo "make: building the FerretDB test server into .tools/bin (first run: a few minutes)"
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
 tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe) into .tools/bin
 
-# A local MongoDB-wire server for `make run-mongo` (data in .tools/ferretdb-data).
-ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .tools/ferretdb-data)
-	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(TOOLS)/ferretdb-data
+# A local MongoDB-wire server for `make run-mongo`; its data survives `make clean`.
+ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .data/ferretdb)
+	mkdir -p $(DATA)/ferretdb
+	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(DATA)/ferretdb
 
 run-mongo: install ## Serve on MongoDB at TODO_MONGODB_URI (default: the `make ferretdb` server)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
@@ -114,5 +124,5 @@ bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmar
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
 	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
 
-clean: ## Remove the virtualenv and the installed tools
+clean: ## Remove the virtualenv, the installed tools and caches (keeps .data, the `make ferretdb` store)
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

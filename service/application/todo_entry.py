@@ -93,7 +93,7 @@ class TodoEntryService:
         entry_id = ""
         if command.todo_id:
             try:
-                entry_id = validate_client_id(command.todo_id, "todo_id")
+                entry_id = validate_client_id(command.todo_id)
             except ValidationError as error:
                 violations.extend(error.violations)
         if command.request_id and REQUEST_ID_PATTERN.fullmatch(command.request_id) is None:
@@ -124,7 +124,7 @@ class TodoEntryService:
             violations.append(FieldViolation("search", f"must be at most {MAX_SEARCH_LENGTH} characters"))
         tags: frozenset[str] = frozenset()
         try:
-            tags = normalize_tags(command.tags, "tags")
+            tags = normalize_tags(command.tags)
         except ValidationError as error:
             violations.extend(error.violations)
         fingerprint = PageTokenCodec.fingerprint(command.search, tags, command.done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -14,7 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
@@ -110,8 +111,8 @@ def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_n
 
 
 async def server_with(settings: Settings, repository: TodoRepository | None = None) -> RunningServer:
-    overrides = {TodoRepository: repository} if repository is not None else None
-    running = await start_server(build_container(settings, overrides), "127.0.0.1:0")
+    settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings, repository=repository).servicer, settings)
     await running.set_serving(True)
     return running
 

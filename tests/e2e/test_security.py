@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import subprocess
@@ -13,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.client.certificates import CertificateAuthority
@@ -45,7 +46,8 @@ def pki(tmp_path: Path) -> Pki:
 
 
 async def started(settings: Settings) -> RunningServer:
-    running = await start_server(build_container(settings), "127.0.0.1:0")
+    settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings).servicer, settings)
     await running.set_serving(True)
     return running
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -28,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from service.application.todo_entry import REQUEST_ID_PATTERN
 from service.domain.errors import DomainError
 from service.infrastructure.auth import TokenAuthenticator, TokenCheck
 from service.infrastructure.deadline import set_deadline_in
@@ -49,7 +49,6 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _log = logging.getLogger("service.grpc")
 
 
@@ -72,10 +71,9 @@ class Parser(Protocol[ParsedT_co]):
 class RpcObserver:
     """What every RPC reports to: metrics, and the tracer when tracing is on."""
 
-    def __init__(self, metrics: Metrics, tracer: Tracer | None = None, access_log: bool = True) -> None:
+    def __init__(self, metrics: Metrics, tracer: Tracer | None = None) -> None:
         self.metrics = metrics
         self.tracer = tracer
-        self.access_log = access_log
 
 
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -84,7 +82,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 def _request_id(metadata: Metadata) -> str:
     """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
     for key, value in metadata:
-        if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
             return value
     return os.urandom(16).hex()
 
@@ -104,7 +102,7 @@ class _MethodObserver:
         self._latency = metrics.handling_seconds.labels(*self._labels)
         self._handled: dict[grpc.StatusCode, Any] = {}
         self._tracer = observer.tracer
-        self._access_log = AccessLog() if observer.access_log else None
+        self._access_log = AccessLog()
 
     def begin(self, metadata: Metadata, request_id: str) -> tuple[Span | None, object]:
         self._started.inc()
@@ -138,8 +136,7 @@ class _MethodObserver:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
             otel_context.detach(token)  # type: ignore[arg-type]
-        if self._access_log is not None:
-            self._access_log.write(self.full_method, code.name, seconds, context.peer())
+        self._access_log.write(self.full_method, code.name, seconds, context.peer())
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:
