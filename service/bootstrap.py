@@ -21,6 +21,7 @@ from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
 from service.infrastructure.auth import load_authenticator
 from service.infrastructure.config import Settings
+from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.handlers import RpcObserver
 from service.infrastructure.grpc.todo_entry import TodoServicer
 from service.infrastructure.observability.telemetry import Telemetry
@@ -95,7 +96,13 @@ def bootstrap(
     for key, instance in instances.items():
         container.register(key, instance=instance)
     container.register(TodoEntryService, scope=punq.Scope.singleton)
-    container.register(TodoServicer, scope=punq.Scope.singleton, authenticator=authenticator)
+    container.register(
+        TodoServicer,
+        scope=punq.Scope.singleton,
+        authenticator=authenticator,
+        admission=Admission(settings.server.max_concurrent_rpcs),
+        max_rpc_seconds=settings.server.max_rpc_seconds,
+    )
     return App(
         settings=settings,
         servicer=container.resolve(TodoServicer),

@@ -45,7 +45,10 @@ class ServerSettings:
 
     max_receive_message_bytes: int = 4 * MIB
     max_send_message_bytes: int = 4 * MIB
-    max_concurrent_rpcs: int = 0  # 0: no limit
+    # todo.v1.TodoService calls in progress at once (health is never counted); 0: no limit.
+    max_concurrent_rpcs: int = 128
+    # Outbound calls of an RPC without a deadline are bounded as if it had this one.
+    max_rpc_seconds: float = 30.0
     keepalive_time_seconds: float = 60.0
     keepalive_timeout_seconds: float = 20.0
     max_connection_age_seconds: float = 300.0  # 0: connections live forever
@@ -140,7 +143,8 @@ class Settings:
                 max_send_message_bytes=env.integer(
                     "TODO_MAX_SEND_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
                 ),
-                max_concurrent_rpcs=env.integer("TODO_MAX_CONCURRENT_RPCS", 0, minimum=0, maximum=1_000_000),
+                max_concurrent_rpcs=env.integer("TODO_MAX_CONCURRENT_RPCS", 128, minimum=0, maximum=1_000_000),
+                max_rpc_seconds=env.seconds("TODO_MAX_RPC_SECONDS", 30.0, minimum=0.1, maximum=3600.0),
                 keepalive_time_seconds=env.seconds("TODO_KEEPALIVE_TIME_SECONDS", 60.0, minimum=1.0),
                 keepalive_timeout_seconds=env.seconds("TODO_KEEPALIVE_TIMEOUT_SECONDS", 20.0, minimum=1.0),
                 max_connection_age_seconds=env.seconds("TODO_MAX_CONNECTION_AGE_SECONDS", 300.0, maximum=86400),

@@ -67,10 +67,9 @@ async def start_server(servicer: TodoServicer, settings: Settings) -> RunningSer
     """
     address = settings.grpc_address
     knobs = settings.server
-    server = grpc.aio.server(
-        options=server_options(knobs, reuse_port=settings.workers > 1),
-        maximum_concurrent_rpcs=knobs.max_concurrent_rpcs or None,
-    )
+    # No server-wide maximum_concurrent_rpcs: it would count health checks too.
+    # TODO_MAX_CONCURRENT_RPCS caps todo.v1.TodoService only (grpc/admission.py).
+    server = grpc.aio.server(options=server_options(knobs, reuse_port=settings.workers > 1))
     handlers = servicer.method_handlers()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
