@@ -9,9 +9,9 @@ import grpc
 import punq
 from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
+from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -83,7 +83,8 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     if settings.reflection:
-        reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
+        # Extra contract files that no served file imports go in `files=`.
+        enable_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME), server, files=())
 
     try:
         if settings.tls is None:
