@@ -12,7 +12,8 @@ the served services, extra files (`files=`), and everything they import,
 transitively (well-known types, google.api, google.rpc). It resolves every
 name the protocol can ask for: services, methods, messages and their fields
 and oneofs, nested types, enums, enum values (scoped like C++, as siblings of
-their enum: `todo.v1.FIELD_VIOLATION`), extensions, and extension numbers of a
+their enum: `todo.v1.FIELD_VIOLATION`, and under their enum, the name grpcurl
+prints: `todo.v1.ErrorReason.FIELD_VIOLATION`), extensions, and extension numbers of a
 message. A file is answered together with its transitive dependencies,
 requested file first; anything outside the set is NOT_FOUND.
 
@@ -114,6 +115,7 @@ class FileSet:
         scope = enum.full_name.rpartition(".")[0]
         for value in enum.values:
             self._add(f"{scope}.{value.name}" if scope else value.name, file)
+            self._add(f"{enum.full_name}.{value.name}", file)  # the name grpcurl shows
 
     def _add_message(self, message: Descriptor, file: FileDescriptor) -> None:
         self._add(message.full_name, file)
