@@ -233,8 +233,12 @@ def reflection_servicer(
     the two reflection services themselves and `files`, with all their imports."""
     lookup = descriptor_pool.Default() if pool is None else pool  # type: ignore[no-untyped-call]
     names = tuple(service_names)
-    roots = [lookup.FindFileContainingSymbol(name) for name in names]
-    roots += [V1_FILE, v1alpha_pb2.DESCRIPTOR, *files]
+    roots: list[FileDescriptor] = [V1_FILE, v1alpha_pb2.DESCRIPTOR, *files]
+    for name in names:
+        try:
+            roots.append(lookup.FindFileContainingSymbol(name))
+        except KeyError:
+            raise ValueError(f"no file of the descriptor pool declares the service {name}") from None
     return ReflectionServicer((*names, *REFLECTION_SERVICE_NAMES), FileSet(roots))
 
 
