@@ -45,12 +45,17 @@ class CreateTodo:
 
 @dataclass(frozen=True, slots=True)
 class UpdateTodo:
-    """Replace the fields named in `paths` (`*` = all mutable fields) with `todo`'s."""
+    """Replace the fields named in `paths` (`*` = all mutable fields) with `todo`'s.
+
+    Paths in `ignored_paths` (fields the caller cannot set: the identifier and
+    output-only fields, as the contract marks them) are skipped, not rejected.
+    """
 
     id: str
     todo: TodoDraft
     paths: tuple[str, ...]
     etag: str = ""
+    ignored_paths: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,7 @@ class TodoEntryService:
         entry_id = ""
         if command.todo_id:
             try:
-                entry_id = validate_client_id(command.todo_id, "todo_id")
+                entry_id = validate_client_id(command.todo_id)
             except ValidationError as error:
                 violations.extend(error.violations)
         if command.request_id and REQUEST_ID_PATTERN.fullmatch(command.request_id) is None:
@@ -119,7 +124,7 @@ class TodoEntryService:
             violations.append(FieldViolation("search", f"must be at most {MAX_SEARCH_LENGTH} characters"))
         tags: frozenset[str] = frozenset()
         try:
-            tags = normalize_tags(command.tags, "tags")
+            tags = normalize_tags(command.tags)
         except ValidationError as error:
             violations.extend(error.violations)
         fingerprint = PageTokenCodec.fingerprint(command.search, tags, command.done)
@@ -154,7 +159,7 @@ class TodoEntryService:
                 fields.update(MUTABLE_FIELDS)
             elif path in MUTABLE_FIELDS:
                 fields.add(path)
-            else:
+            elif path not in command.ignored_paths:
                 violations.append(
                     FieldViolation(
                         f"update_mask.paths[{index}]",

@@ -27,13 +27,13 @@ CLIENT_ID_RULE = (
 )
 
 
-def normalize_content(raw: str, field: str = "content") -> str:
-    """Trimmed content, or a ValidationError naming `field`."""
+def normalize_content(raw: str) -> str:
+    """Trimmed content, or a ValidationError naming `content`."""
     content = raw.strip()
     if not content:
-        raise ValidationError.single(field, "must not be empty")
+        raise ValidationError.single("content", "must not be empty")
     if len(content) > MAX_CONTENT_LENGTH:
-        raise ValidationError.single(field, f"must be at most {MAX_CONTENT_LENGTH} characters")
+        raise ValidationError.single("content", f"must be at most {MAX_CONTENT_LENGTH} characters")
     return content
 
 
@@ -47,17 +47,17 @@ def _tag_problem(tag: str) -> str | None:
     return None
 
 
-def normalize_tag(raw: str, field: str = "tag") -> str:
-    """A trimmed, lower-cased tag, or a ValidationError naming `field`."""
+def normalize_tag(raw: str) -> str:
+    """A trimmed, lower-cased tag, or a ValidationError naming `tag`."""
     tag = raw.strip().lower()
     problem = _tag_problem(tag)
     if problem is not None:
-        raise ValidationError.single(field, problem)
+        raise ValidationError.single("tag", problem)
     return tag
 
 
-def normalize_tags(raw: Iterable[str], field: str = "tags", limit: int | None = MAX_TAGS) -> frozenset[str]:
-    """A set of normalised tags; every bad tag is reported as `field[i]`."""
+def normalize_tags(raw: Iterable[str]) -> frozenset[str]:
+    """A set of at most MAX_TAGS normalised tags; every bad tag is reported as `tags[i]`."""
     tags: set[str] = set()
     violations: list[FieldViolation] = []
     for index, item in enumerate(raw):
@@ -66,18 +66,18 @@ def normalize_tags(raw: Iterable[str], field: str = "tags", limit: int | None = 
         if problem is None:
             tags.add(tag)
         else:
-            violations.append(FieldViolation(f"{field}[{index}]", problem))
-    if limit is not None and len(tags) > limit:
-        violations.append(FieldViolation(field, f"must hold at most {limit} distinct tags"))
+            violations.append(FieldViolation(f"tags[{index}]", problem))
+    if len(tags) > MAX_TAGS:
+        violations.append(FieldViolation("tags", f"must hold at most {MAX_TAGS} distinct tags"))
     if violations:
         raise ValidationError(violations)
     return frozenset(tags)
 
 
-def validate_client_id(entry_id: str, field: str = "todo_id") -> str:
-    """A client-chosen id, checked against the documented pattern."""
+def validate_client_id(entry_id: str) -> str:
+    """A client-chosen id (`todo_id`), checked against the documented pattern."""
     if CLIENT_ID_PATTERN.fullmatch(entry_id) is None:
-        raise ValidationError.single(field, f"must be {CLIENT_ID_RULE}")
+        raise ValidationError.single("todo_id", f"must be {CLIENT_ID_RULE}")
     return entry_id
 
 

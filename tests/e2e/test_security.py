@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import subprocess
@@ -13,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.client.certificates import CertificateAuthority
@@ -45,7 +46,8 @@ def pki(tmp_path: Path) -> Pki:
 
 
 async def started(settings: Settings) -> RunningServer:
-    running = await start_server(build_container(settings), "127.0.0.1:0")
+    settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings).servicer, settings)
     await running.set_serving(True)
     return running
 
@@ -119,11 +121,16 @@ async def authenticated(tokens_file: str) -> AsyncIterator[grpc.aio.Channel]:
 async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Channel, json_log: io.StringIO) -> None:
     stub = pb_grpc.TodoServiceStub(authenticated)
     request = pb.CreateTodoRequest(todo=pb.Todo(content="guarded"))
-    for metadata in ((), (("authorization", "Bearer wrong-token"),), (("authorization", f"Basic {TOKEN}"),)):
+    refused = (
+        ((), "BEARER_TOKEN_MISSING"),
+        ((("authorization", "Bearer wrong-token"),), "BEARER_TOKEN_INVALID"),
+        ((("authorization", f"Basic {TOKEN}"),), "BEARER_TOKEN_INVALID"),
+    )
+    for metadata, reason in refused:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateTodo(request, metadata=metadata)
         error = decode(caught.value)
-        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, reason)
         assert TOKEN not in error.message
     for token in (TOKEN, HASHED_TOKEN):
         created = await stub.CreateTodo(request, metadata=(("authorization", f"Bearer {token}"),))

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from google.api import field_behavior_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.application.todo_entry import CreateTodo, ListTodos, TodoDraft, UpdateTodo
 from service.domain.todo_entry import TodoEntry, millis
 from todo.v1 import todo_service_pb2 as pb
+
+
+def _unsettable_fields() -> frozenset[str]:
+    """Todo fields an update mask may name but that no update changes (AIP-161,
+    AIP-203): those the contract marks IDENTIFIER or OUTPUT_ONLY, and `etag`,
+    which is the update's precondition, not data."""
+    unsettable = {field_behavior_pb2.IDENTIFIER, field_behavior_pb2.OUTPUT_ONLY}
+    names = {
+        field.name
+        for field in pb.Todo.DESCRIPTOR.fields
+        if unsettable.intersection(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
+    }
+    return frozenset({*names, "etag"})
+
+
+IGNORED_MASK_PATHS = _unsettable_fields()
 
 
 def _timestamp(ms: int) -> Timestamp:
@@ -55,4 +72,4 @@ def update_command(request: pb.UpdateTodoRequest) -> UpdateTodo:
     else:
         implied = (("content", bool(todo.content)), ("tags", bool(todo.tags)), ("done", todo.done))
         paths = tuple(name for name, populated in implied if populated)
-    return UpdateTodo(id=todo.id, todo=_draft(todo), paths=paths, etag=todo.etag)
+    return UpdateTodo(id=todo.id, todo=_draft(todo), paths=paths, etag=todo.etag, ignored_paths=IGNORED_MASK_PATHS)

@@ -391,12 +391,6 @@ class TestValidateClientId:
 
         assert fields_of(caught.value) == ["todo_id"]
 
-    def test_the_field_name_can_be_chosen(self) -> None:
-        with pytest.raises(ValidationError) as caught:
-            validate_client_id("1", field="parent.todo_id")
-
-        assert fields_of(caught.value) == ["parent.todo_id"]
-
 
 class TestMillis:
     @pytest.mark.parametrize(

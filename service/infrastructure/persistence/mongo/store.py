@@ -1,4 +1,4 @@
-"""The MongoDB connection: one client per process, Motor or PyMongo's async client.
+"""The MongoDB store: one client per process, Motor or PyMongo's async client.
 
 Motor (the default, as the design names it) is past its end of life; PyMongo's
 `AsyncMongoClient` is its successor with the same collection API, so the
@@ -19,8 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pymongo
 from opentelemetry.trace import SpanKind, Tracer
@@ -28,11 +27,11 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
 from service.domain.errors import StoreTimeoutError, StoreUnavailableError
+from service.infrastructure.config import MongoSettings
 from service.infrastructure.deadline import time_left
 
 _log = logging.getLogger(__name__)
 
-Driver = Literal["motor", "pymongo"]
 DEADLINE_RESERVE_SECONDS = 0.1
 COLLECTION = "todos"
 
@@ -48,16 +47,6 @@ INDEXES = [
     IndexModel([("done", ASCENDING), ("create_time", DESCENDING), ("_id", DESCENDING)], name="done_newest_first"),
     IndexModel([("tags", ASCENDING), ("create_time", DESCENDING), ("_id", DESCENDING)], name="tag_newest_first"),
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class MongoSettings:
-    uri: str
-    database: str = "todo"
-    driver: Driver = "motor"
-    operation_timeout_seconds: float = 5.0
-    server_selection_timeout_seconds: float = 2.0
-    connect_timeout_seconds: float = 2.0
 
 
 def _client(settings: MongoSettings) -> Any:
