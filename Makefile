@@ -62,11 +62,13 @@ $(FERRETDB): $(FERRETDB_SOURCES)
 
 # The gRPC load tester, for tests/e2e/test_reflection.py (it needs method symbols from reflection).
 $(GHZ):
+	@echo "make: building ghz $(GHZ_VERSION) into .tools/bin (first run only, about 2 min)"
 	GOBIN=$(TOOLS)/bin go install -ldflags "-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 # The gRPC web UI, pinned in tools/grpcui/go.mod (a `tool` directive: `go install
 # grpcui@version` fails because the module proxy refuses grpcui's version list).
 $(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
+	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
 	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
 
 tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui) into .tools/bin

@@ -31,7 +31,7 @@ from google.protobuf.descriptor import FileDescriptor
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.reflection import V1_FILE, enable_reflection
 from service.infrastructure.grpc.server import start_server
@@ -98,12 +98,16 @@ def test_grpcurl_lists_and_describes_the_service(address: str) -> None:
     for symbol, expected in (
         (
             "todo.v1.TodoService.GetTodo",
-            "rpc GetTodo ( .todo.v1.GetTodoRequest ) returns ( .todo.v1.GetTodoResponse );",
+            "returns ( .todo.v1.GetTodoResponse ) {\n  option idempotency_level = NO_SIDE_EFFECTS;",
         ),
-        ("todo.v1.Todo.content", "string content = 2;"),
+        ("todo.v1.Todo.content", "string content = 2 [(.google.api.field_behavior) = REQUIRED];"),
         ("todo.v1.UpdateTodoRequest.update_mask", ".google.protobuf.FieldMask update_mask"),
         ("google.protobuf.Timestamp.seconds", "int64 seconds = 1;"),
         ("grpc.health.v1.HealthCheckResponse.SERVING", "SERVING = 1;"),
+        ("todo.v1.ErrorReason", 'option (.todo.v1.error_domain) = "todo.v1";'),
+        ("todo.v1.TODO_NOT_FOUND", "TODO_NOT_FOUND = 3 [(.todo.v1.status_code) = NOT_FOUND];"),
+        ("todo.v1.status_code", "extend .google.protobuf.EnumValueOptions {"),
+        ("google.api.field_behavior", "repeated .google.api.FieldBehavior field_behavior = 1052;"),
     ):
         described = grpcurl(address, "describe", symbol)
         assert described.returncode == 0, f"{symbol}: {described.stderr}"
@@ -171,7 +175,8 @@ def test_grpcui_lists_the_seven_methods(address: str) -> None:
 
 async def test_reflection_off_serves_neither_version() -> None:
     settings = Settings.from_env({"TODO_REFLECTION": "false", "TODO_GRPC_ADDRESS": "127.0.0.1:0"})
-    running = await start_server(build_container(settings), "127.0.0.1:0")
+    app = bootstrap(settings)
+    running = await start_server(app.servicer, settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             for version in ("v1", "v1alpha"):
@@ -180,6 +185,7 @@ async def test_reflection_off_serves_neither_version() -> None:
                 assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await running.stop(0)
+        await app.close()
 
 
 # The kitchen-sink contract, on an in-process server.
