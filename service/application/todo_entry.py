@@ -22,6 +22,8 @@ MAX_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 256
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MUTABLE_FIELDS = ("content", "tags", "done")
+# More paths than this is one violation, found before looking at any path.
+MAX_MASK_PATHS = 16
 # Attempts of a read-compare-write cycle for a change the caller did not make
 # conditional (no etag): a concurrent writer makes us read again, not fail.
 UNCONDITIONAL_ATTEMPTS = 5
@@ -154,6 +156,8 @@ class TodoEntryService:
         except ValidationError as error:
             violations.extend(error.violations)
         fields: set[str] = set()
+        if len(command.paths) > MAX_MASK_PATHS:
+            raise ValidationError.single("update_mask.paths", f"must name at most {MAX_MASK_PATHS} paths")
         for index, path in enumerate(command.paths):
             if path == "*":
                 fields.update(MUTABLE_FIELDS)

@@ -9,7 +9,7 @@ never repeats an old etag).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -18,6 +18,12 @@ from service.domain.errors import ConcurrentModificationError, FieldViolation, V
 MAX_CONTENT_LENGTH = 4096
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
+# Bounds checked before any per-element work, so that no request can make the
+# service loop over (or report on) more than this many values: tag values a
+# request may carry before normalisation (duplicates and case collapse, so a
+# few more than MAX_TAGS are fine), and characters of one raw tag.
+MAX_RAW_TAGS = 256
+MAX_RAW_TAG_LENGTH = 1024
 TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:/-]*")
 TAG_RULE = f"1 to {MAX_TAG_LENGTH} characters of [a-z0-9] followed by [a-z0-9._:/-]"
 MAX_ID_LENGTH = 128
@@ -49,6 +55,8 @@ def _tag_problem(tag: str) -> str | None:
 
 def normalize_tag(raw: str) -> str:
     """A trimmed, lower-cased tag, or a ValidationError naming `tag`."""
+    if len(raw) > MAX_RAW_TAG_LENGTH:
+        raise ValidationError.single("tag", f"must be at most {MAX_TAG_LENGTH} characters")
     tag = raw.strip().lower()
     problem = _tag_problem(tag)
     if problem is not None:
@@ -56,11 +64,21 @@ def normalize_tag(raw: str) -> str:
     return tag
 
 
-def normalize_tags(raw: Iterable[str]) -> frozenset[str]:
-    """A set of at most MAX_TAGS normalised tags; every bad tag is reported as `tags[i]`."""
+def normalize_tags(raw: Sequence[str]) -> frozenset[str]:
+    """A set of at most MAX_TAGS normalised tags; every bad tag is reported as `tags[i]`.
+
+    More than MAX_RAW_TAGS values is one violation, found before looking at any.
+    """
+    if len(raw) > MAX_RAW_TAGS:
+        raise ValidationError.single(
+            "tags", f"must hold at most {MAX_TAGS} distinct tags; more than {MAX_RAW_TAGS} values were sent"
+        )
     tags: set[str] = set()
     violations: list[FieldViolation] = []
     for index, item in enumerate(raw):
+        if len(item) > MAX_RAW_TAG_LENGTH:
+            violations.append(FieldViolation(f"tags[{index}]", f"must be at most {MAX_TAG_LENGTH} characters"))
+            continue
         tag = item.strip().lower()
         problem = _tag_problem(tag)
         if problem is None:
@@ -127,7 +145,7 @@ class TodoEntry:
         cls,
         entry_id: str,
         content: str,
-        tags: Iterable[str],
+        tags: Sequence[str],
         done: bool,
         now: datetime,
     ) -> TodoEntry:
@@ -171,7 +189,7 @@ class TodoEntry:
         now: datetime,
         *,
         content: str | None = None,
-        tags: Iterable[str] | None = None,
+        tags: Sequence[str] | None = None,
         done: bool | None = None,
     ) -> TodoEntry:
         """The entry with the given fields replaced; `self` when nothing changes."""

@@ -56,6 +56,19 @@ def _client(settings: MongoSettings) -> Any:
         "serverSelectionTimeoutMS": int(settings.server_selection_timeout_seconds * 1000),
         "connectTimeoutMS": int(settings.connect_timeout_seconds * 1000),
         "timeoutMS": int(settings.operation_timeout_seconds * 1000),
+        # Chosen on purpose, whatever the URI says (these keywords win over it):
+        # - a write is acknowledged once a majority of the replica set has it
+        #   (journaled): an acknowledged write survives the loss of the primary;
+        # - reads see only majority-committed data, so a reply never shows an
+        #   entry that a failover could still roll back; reads go to the primary
+        #   (the default), so a caller reads its own acknowledged writes;
+        # - writes and reads are retried once by the driver after a network error
+        #   or a failover (every write here is safe to retry: inserts carry a
+        #   unique request key, updates and deletes are compare-and-set on version).
+        "w": "majority",
+        "readConcernLevel": "majority",
+        "retryWrites": True,
+        "retryReads": True,
     }
     if settings.driver == "motor":
         from motor.motor_asyncio import AsyncIOMotorClient  # noqa: PLC0415 (only the chosen driver loads)
