@@ -10,6 +10,7 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+GHZ_VERSION := v0.120.0
 
 TOOLS := $(CURDIR)/.tools
 # Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
@@ -20,6 +21,8 @@ BIN := $(VENV)/bin
 GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
+GHZ := $(TOOLS)/bin/ghz
+GRPCUI := $(TOOLS)/bin/grpcui
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -57,7 +60,18 @@ $(FERRETDB): $(FERRETDB_SOURCES)
 	@echo "make: building the FerretDB test server into .tools/bin (first run: a few minutes)"
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe) into .tools/bin
+# The gRPC load tester, for tests/e2e/test_reflection.py (it needs method symbols from reflection).
+$(GHZ):
+	@echo "make: building ghz $(GHZ_VERSION) into .tools/bin (first run only, about 2 min)"
+	GOBIN=$(TOOLS)/bin go install -ldflags "-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+# The gRPC web UI, pinned in tools/grpcui/go.mod (a `tool` directive: `go install
+# grpcui@version` fails because the module proxy refuses grpcui's version list).
+$(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
+	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
+	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
+
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui) into .tools/bin
 
 # A local MongoDB-wire server for `make run-mongo`; its data survives `make clean`.
 ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .data/ferretdb)
@@ -116,7 +130,8 @@ generated-check: install ## Fail when generated/ or the vendored googleapis prot
 	  echo "third_party/googleapis differs from googleapis-common-protos: run scripts/vendor-googleapis.sh" >&2; exit 1; fi
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
+	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
+	TODO_GHZ=$(GHZ) TODO_GRPCUI=$(GRPCUI) $(BIN)/pytest
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

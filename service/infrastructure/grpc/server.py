@@ -8,11 +8,12 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
+from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
 from service.infrastructure.startup import StartupError
+from todo.v1 import error_reason_pb2
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Health service names (grpc.health.v1):
@@ -81,7 +82,8 @@ async def start_server(servicer: TodoServicer, settings: Settings) -> RunningSer
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     if settings.reflection:
-        reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
+        # error_reason.proto is served too: no served file imports it.
+        enable_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME), server, files=(error_reason_pb2.DESCRIPTOR,))
 
     try:
         if settings.tls is None:
