@@ -10,14 +10,19 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+GHZ_VERSION := v0.120.0
 
 TOOLS := $(CURDIR)/.tools
+# Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
+DATA := $(CURDIR)/.data
 UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
+GHZ := $(TOOLS)/bin/ghz
+GRPCUI := $(TOOLS)/bin/grpcui
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -33,34 +38,53 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run bench check lint format typecheck imports proto generate generated-check test clean hadolint image image-test
+.PHONY: help install tools ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(UV):
+	@echo "make: installing uv $(UV_VERSION) into .tools/uv (first run only)"
 	$(PYTHON) -m venv $(TOOLS)/uv
 	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV) ## Install the locked Python dependencies into .venv
+ifeq ($(wildcard $(BIN)/python),)
+	@echo "make: installing the locked Python dependencies into $(VENV) (uv sync; first run only, about 25 s)"
+endif
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 
 $(GRPCURL):
+	@echo "make: building grpcurl $(GRPCURL_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 # The Kubernetes-style gRPC health checker, for tests/deploy/test_health_probe.py.
 $(GRPC_HEALTH_PROBE):
+	@echo "make: building grpc-health-probe $(GRPC_HEALTH_PROBE_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
 
 # The MongoDB-wire test server: FerretDB v1.24.2 embedded (see tools/ferretdb).
 $(FERRETDB): $(FERRETDB_SOURCES)
+	@echo "make: building the FerretDB test server into .tools/bin (first run: a few minutes)"
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe) into .tools/bin
+# The gRPC load tester, for tests/e2e/test_reflection.py (it needs method symbols from reflection).
+$(GHZ):
+	@echo "make: building ghz $(GHZ_VERSION) into .tools/bin (first run only, about 2 min)"
+	GOBIN=$(TOOLS)/bin go install -ldflags "-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
-# A local MongoDB-wire server for `make run-mongo` (data in .tools/ferretdb-data).
-ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .tools/ferretdb-data)
-	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(TOOLS)/ferretdb-data
+# The gRPC web UI, pinned in tools/grpcui/go.mod (a `tool` directive: `go install
+# grpcui@version` fails because the module proxy refuses grpcui's version list).
+$(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
+	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
+	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
+
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui) into .tools/bin
+
+# A local MongoDB-wire server for `make run-mongo`; its data survives `make clean`.
+ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .data/ferretdb)
+	mkdir -p $(DATA)/ferretdb
+	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(DATA)/ferretdb
 
 run-mongo: install ## Serve on MongoDB at TODO_MONGODB_URI (default: the `make ferretdb` server)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
@@ -70,40 +94,52 @@ run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
 	$(BIN)/python -m service
 
-generate: install ## Regenerate generated/ from protos/
+generate: install ## Regenerate generated/ from protos/ (and re-copy third_party/googleapis)
+	./scripts/vendor-googleapis.sh
 	./scripts/generate.sh generated
 
 check: install tools lint typecheck imports proto generated-check hadolint test image-test ## Every check and test
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check service todo_client tests scripts
-	$(BIN)/ruff format --check service todo_client tests scripts
+	$(BIN)/ruff check service todo_client tests scripts benchmarks
+	$(BIN)/ruff format --check service todo_client tests scripts benchmarks
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix service todo_client tests scripts
-	$(BIN)/ruff format service todo_client tests scripts
+	$(BIN)/ruff check --fix service todo_client tests scripts benchmarks
+	$(BIN)/ruff format service todo_client tests scripts benchmarks
 
-typecheck: install ## mypy --strict over service/, todo_client/ and tests/
-	$(BIN)/mypy --strict service todo_client tests
+typecheck: install ## mypy --strict over service/, todo_client/, tests/ and benchmarks/
+	$(BIN)/mypy --strict service todo_client tests benchmarks
 
 imports: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
-proto: install ## buf lint and buf format check
+# The released contract, as a buf image: `buf breaking` compares protos/ with it.
+PROTO_BASELINE := protos/baseline/todo.v1.binpb
+
+proto: install ## buf lint, buf format check and buf breaking against the released contract
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
+	$(BIN)/buf breaking protos --against $(PROTO_BASELINE)
+
+proto-baseline: install ## Accept the current contract as released (after a deliberate breaking change)
+	$(BIN)/buf build protos -o $(PROTO_BASELINE)
 
 hadolint: install ## Lint the Dockerfile (hadolint)
 	$(BIN)/hadolint Dockerfile
 
-generated-check: install ## Fail when generated/ is stale
+generated-check: install ## Fail when generated/ or the vendored googleapis protos are stale
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	./scripts/generate.sh "$$tmp" >/dev/null; \
-	if ! diff -r -x __pycache__ "$$tmp/todo" generated/todo; then \
-	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+	./scripts/generate.sh "$$tmp/generated" >/dev/null; \
+	if ! diff -r -x __pycache__ "$$tmp/generated/todo" generated/todo; then \
+	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi; \
+	./scripts/vendor-googleapis.sh "$$tmp/googleapis"; \
+	if ! diff -r "$$tmp/googleapis" third_party/googleapis; then \
+	  echo "third_party/googleapis differs from googleapis-common-protos: run scripts/vendor-googleapis.sh" >&2; exit 1; fi
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest --ignore=tests/image
+	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
+	TODO_GHZ=$(GHZ) TODO_GRPCUI=$(GRPCUI) $(BIN)/pytest --ignore=tests/image
 
 image: ## Build the container image with podman, tagged IMAGE (installs podman; stand-in base unless PYTHON_IMAGE is set)
 	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
@@ -115,7 +151,10 @@ image-test: install ## Build the image, then test it as built: configuration, co
 	TODO_IMAGE=$(IMAGE) TODO_IMAGE_BASE="$$base" $(BIN)/pytest tests/image
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-clean: ## Remove the virtualenv and the installed tools
+bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
+	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
+
+clean: ## Remove the virtualenv, the installed tools and caches (keeps .data, the `make ferretdb` store)
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the Python stubs for the protobuf contract into a directory
-# (default: generated/). `make generate` writes generated/; `make check`
+# (default: generated/). Only our own files are generated: the google.api and
+# google.rpc modules they import come from googleapis-common-protos at run time. `make generate` writes generated/; `make check`
 # generates into a temporary directory and fails when it differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ mkdir -p "$out"
 mapfile -t protos < <(cd protos && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
 PATH="$venv_bin:$PATH" "$venv_bin/python" -m grpc_tools.protoc \
   -I protos \
+  -I third_party/googleapis \
   --python_out="$out" \
   --mypy_out="$out" \
   --grpc_python_out="$out" \

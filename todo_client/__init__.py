@@ -8,8 +8,10 @@ subclasses. Needs grpcio, grpcio-status (googleapis-common-protos), protobuf
 and the generated `todo.v1` package: none of the server's dependencies.
 """
 
+from todo.v1.error_reason_pb2 import ErrorReason
 from todo_client.client import DEFAULT_TIMEOUT, TodoClient
 from todo_client.errors import (
+    REASONS,
     AlreadyExistsError,
     ClientClosedError,
     ConcurrentModificationError,
@@ -30,10 +32,12 @@ from todo_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy, channel_options
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_TIMEOUT",
+    "REASONS",
     "AlreadyExistsError",
     "ClientClosedError",
     "ConcurrentModificationError",
     "DeadlineExceededError",
+    "ErrorReason",
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",

@@ -1,22 +1,29 @@
 """Typed exceptions for failed calls, decoded from the rich gRPC status.
 
 The service sends a google.rpc.Status in the `grpc-status-details-bin`
-trailer: an ErrorInfo (reason, domain "todo.v1", metadata such as the entry
-id) and, for INVALID_ARGUMENT, a BadRequest naming every offending field.
+trailer: an ErrorInfo (reason: a name of the contract's `todo.v1.ErrorReason`,
+domain "todo.v1", metadata such as the entry id) and, for FIELD_VIOLATION, a
+BadRequest naming every offending field.
 Errors made by gRPC itself (deadline, connection refused, TLS handshake)
 carry no details: their `reason` is empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import cast
 
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
+from todo.v1.error_reason_pb2 import ErrorReason
+
+# The reasons of the contract, by name: `TodoError.reason` is one of these names
+# (compare with `ErrorReason.Name(ErrorReason.TODO_NOT_FOUND)`), or empty when
+# gRPC itself failed the call, or a newer name this client does not know yet.
+REASONS: frozenset[str] = frozenset(ErrorReason.keys())
 
 
 class TodoError(Exception):
@@ -68,7 +75,7 @@ class ConcurrentModificationError(TodoError):
 class InvalidArgumentError(TodoError):
     """INVALID_ARGUMENT: `field_violations` maps each offending field (e.g.
     "todo.content", "todo.tags[1]", "page_token") to what is wrong with it.
-    Reason INVALID_ARGUMENT, or MALFORMED_REQUEST when the bytes did not parse."""
+    Reason FIELD_VIOLATION, or MALFORMED_REQUEST when the bytes did not parse."""
 
     def __init__(
         self,
@@ -128,19 +135,18 @@ _BY_CODE: dict[grpc.StatusCode, type[TodoError]] = {
 }
 
 
-def _status_details(
-    code: grpc.StatusCode, trailing_metadata: Iterable[tuple[str, str | bytes]]
-) -> status_pb2.Status | None:
-    """The google.rpc.Status of the trailers, if present, parseable and about this code."""
-    for key, value in trailing_metadata:
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            try:
-                status = status_pb2.Status.FromString(value)
-            except DecodeError:
-                return None
-            # Details for another code (e.g. rewritten by a proxy) describe something else.
-            return status if status.code == code.value[0] else None
-    return None
+def _status_details(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status of the call's trailers, when present and about this call.
+
+    grpcio-status decodes it and checks that its code and message are the
+    call's: details rewritten or mangled on the way (say by a proxy that
+    changed the code) describe something else, and are dropped.
+    """
+    try:
+        # grpc.aio's AioRpcError offers the synchronous Call accessors from_call reads.
+        return cast("status_pb2.Status | None", rpc_status.from_call(cast(grpc.Call, error)))
+    except (ValueError, DecodeError):
+        return None
 
 
 def error_from_rpc(error: grpc.aio.AioRpcError) -> TodoError:
@@ -150,10 +156,7 @@ def error_from_rpc(error: grpc.aio.AioRpcError) -> TodoError:
     reason = domain = ""
     metadata: dict[str, str] = {}
     violations: dict[str, str] = {}
-    # grpc-stubs types trailing_metadata() as a tuple of _Metadatum; grpc.aio returns
-    # its Metadata, which iterates as (key, value) pairs.
-    trailers = cast("Iterable[tuple[str, str | bytes]]", error.trailing_metadata() or ())
-    status = _status_details(code, trailers)
+    status = _status_details(error)
     if status is not None:
         message = status.message or message
         for detail in status.details:

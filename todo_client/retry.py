@@ -1,22 +1,22 @@
 """Which calls are retried, how often, and the gRPC service config that says so.
 
 gRPC retries a call only when its method has a `retryPolicy` in the channel's
-service config (gRFC A6). The client gives one to the methods that are safe to
-repeat:
+service config (gRFC A6). Which methods get one follows from the contract, by
+one rule (`retried_by_channel`), so a new RPC needs no entry here:
 
-- GetTodo and ListTodos only read;
-- CreateTodo always carries a `request_id` (the client makes one up when the
-  caller gives none), so a repeated attempt returns the entry the first one
-  created instead of creating a second;
-- AddTag and RemoveTag are idempotent by contract (adding a present tag, or
-  removing an absent one, changes nothing).
+- a method whose `idempotency_level` is NO_SIDE_EFFECTS or IDEMPOTENT is safe
+  to repeat by contract (GetTodo, ListTodos, AddTag, RemoveTag today);
+- a method whose request has a `request_id` field (an AIP-155 idempotency key)
+  is safe to repeat because this client always fills it (it makes up a UUID
+  when the caller gives none), so a repeated attempt returns what the first
+  one did (CreateTodo today).
 
-UpdateTodo and DeleteTodo are not in the service config: without an etag, a
-repeated attempt could overwrite a change someone made in between (update) or
-delete an entry re-created under the same id (delete). With an etag the change
-is conditional, so repeating it can never undo anyone else's change; the client
-retries those itself (`TodoClient._conditional`) with the same policy and a
-token bucket of its own that follows gRPC's throttling rule.
+UpdateTodo and DeleteTodo fall under neither: without an etag a repeated
+attempt could overwrite a change someone made in between (update) or delete an
+entry re-created under the same id (delete). With an etag the change is
+conditional, so repeating it cannot undo anyone else's change; the client
+retries those calls itself (`TodoClient._conditional`) with the same policy
+and a token bucket of its own that follows gRPC's throttling rule.
 """
 
 from __future__ import annotations
@@ -26,11 +26,27 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-SERVICE_NAME = "todo.v1.TodoService"
-# Methods the channel's service config retries on UNAVAILABLE.
-RETRIED_METHODS = ("CreateTodo", "GetTodo", "ListTodos", "AddTag", "RemoveTag")
-# Methods the client retries itself, and only when the call carries an etag.
-CONDITIONALLY_RETRIED_METHODS = ("UpdateTodo", "DeleteTodo")
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import MethodDescriptor
+
+from todo.v1 import todo_service_pb2 as pb
+
+SERVICE = pb.DESCRIPTOR.services_by_name["TodoService"]
+SERVICE_NAME = SERVICE.full_name
+IDEMPOTENCY_KEY_FIELD = "request_id"
+_SAFE_LEVELS = (descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS, descriptor_pb2.MethodOptions.IDEMPOTENT)
+
+
+def retried_by_channel(method: MethodDescriptor) -> bool:
+    """The rule: safe to repeat by its declared idempotency level, or by its idempotency key."""
+    return (
+        method.GetOptions().idempotency_level in _SAFE_LEVELS
+        or IDEMPOTENCY_KEY_FIELD in method.input_type.fields_by_name
+    )
+
+
+# Methods the channel's service config retries on UNAVAILABLE, in contract order.
+RETRIED_METHODS = tuple(method.name for method in SERVICE.methods if retried_by_channel(method))
 RETRYABLE_STATUS_CODES = ("UNAVAILABLE",)
 
 ChannelOption = tuple[str, str | int]

@@ -11,6 +11,7 @@ an error message.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import logging
@@ -18,8 +19,18 @@ import os
 import time
 from collections.abc import Iterable
 
+from service.infrastructure.config import ConfigError
+
 _log = logging.getLogger(__name__)
 RECHECK_SECONDS = 5.0
+
+
+class TokenCheck(enum.Enum):
+    """What a call's `authorization` metadata amounts to."""
+
+    VALID = "valid"
+    MISSING = "missing"  # no `authorization` metadata at all
+    INVALID = "invalid"  # a token that is not known, or not a bearer token
 
 
 class TokenFileError(ValueError):
@@ -52,6 +63,16 @@ def token_digests(path: str) -> tuple[bytes, ...]:
     return tuple(digests)
 
 
+def load_authenticator(path: str | None) -> TokenAuthenticator | None:
+    """The authenticator of TODO_AUTH_TOKENS_FILE (None: no authentication); ConfigError when unusable."""
+    if path is None:
+        return None
+    try:
+        return TokenAuthenticator(path)
+    except (OSError, TokenFileError) as error:
+        raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
+
+
 class TokenAuthenticator:
     """Checks the `authorization: Bearer <token>` metadata of a call."""
 
@@ -74,17 +95,17 @@ class TokenAuthenticator:
         except (OSError, TokenFileError) as error:
             _log.error("keeping the previous tokens: %s", error)
 
-    def allows(self, metadata: Iterable[tuple[str, str | bytes]]) -> bool:
-        """True when the metadata carries a known bearer token."""
+    def check(self, metadata: Iterable[tuple[str, str | bytes]]) -> TokenCheck:
+        """Whether the metadata carries a known bearer token, none, or another one."""
         self._refresh()
         for key, value in metadata:
             if key == "authorization" and isinstance(value, str):
                 scheme, _, token = value.partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
-                    return False
+                    return TokenCheck.INVALID
                 presented = hashlib.sha256(token.strip().encode()).digest()
                 matched = False
                 for digest in self._digests:  # no early exit: constant time in the number of tokens
                     matched |= hmac.compare_digest(presented, digest)
-                return matched
-        return False
+                return TokenCheck.VALID if matched else TokenCheck.INVALID
+        return TokenCheck.MISSING

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
-from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.grpc.todo_entry import SERVICE_NAME
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
@@ -33,13 +33,15 @@ class Fault:
 
     `after_handler`: run the real handler first, as if the change happened and
     the response was lost on the way back. `trailers`: trailing metadata to add
-    (for instance a grpc-status-details-bin).
+    (for instance a grpc-status-details-bin, whose message must then be the
+    status message: `message`, by default "injected <CODE> on attempt <n>").
     """
 
     code: grpc.StatusCode
     times: int | None = None
     after_handler: bool = False
     trailers: tuple[tuple[str, str | bytes], ...] = ()
+    message: str | None = None
 
 
 class FaultInjector(ServerInterceptor):
@@ -68,7 +70,8 @@ class FaultInjector(ServerInterceptor):
         async def fail(request: bytes, context: Context) -> bytes:
             if fault.after_handler:
                 await inner(request, context)
-            await context.abort(fault.code, f"injected {fault.code.name} on attempt {attempt}", fault.trailers)
+            message = fault.message or f"injected {fault.code.name} on attempt {attempt}"
+            await context.abort(fault.code, message, fault.trailers)
 
         return grpc.unary_unary_rpc_method_handler(fail)
 
@@ -106,9 +109,9 @@ async def todo_server(
     repository: TodoRepository | None = None,
 ) -> AsyncIterator[int]:
     """The real TodoServicer on the in-memory store, on a loopback port (yielded)."""
-    overrides = {} if repository is None else {TodoRepository: repository}
-    container = build_container(Settings(grpc_address="127.0.0.1:0"), overrides=overrides)
-    servicer: TodoServicer = container.resolve(TodoServicer)
+    servicer = bootstrap(
+        Settings(grpc_address="127.0.0.1:0"), repository=repository or InMemoryTodoRepository()
+    ).servicer
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
     if credentials is None:

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from service.domain.errors import StoreTimeoutError, StoreUnavailableError
 from tests.client.conftest import FAST_RETRY
@@ -34,7 +35,7 @@ from todo_client import (
 def rich_trailers(
     code: grpc.StatusCode, message: str, reason: str, violations: tuple[tuple[str, str], ...] = ()
 ) -> tuple[tuple[str, bytes], ...]:
-    """A grpc-status-details-bin trailer like the service's."""
+    """A grpc-status-details-bin trailer like the service's, encoded by grpcio-status."""
     info = AnyMessage()
     info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain="todo.v1", metadata={"who": "test"}))
     details = [info]
@@ -49,8 +50,8 @@ def rich_trailers(
             )
         )
         details.append(bad_request)
-    status = status_pb2.Status(code=code.value[0], message=message, details=details)
-    return (("grpc-status-details-bin", status.SerializeToString()),)
+    status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
+    return tuple((key, value) for key, value in status.trailing_metadata if isinstance(value, bytes))
 
 
 @pytest.mark.parametrize("store_kind", STORE_KINDS)
@@ -97,7 +98,7 @@ class TestServiceErrors:
         error = caught.value
         assert (error.code, error.reason, error.domain) == (
             grpc.StatusCode.INVALID_ARGUMENT,
-            "INVALID_ARGUMENT",
+            "FIELD_VIOLATION",
             "todo.v1",
         )
         assert set(error.field_violations) == {"todo.content", "todo.tags[1]", "todo_id", "request_id"}
@@ -168,7 +169,7 @@ class TestStoreAndServerFailures:
                 await client.get_todo("any")
         assert (caught.value.code, caught.value.reason, caught.value.message) == (
             grpc.StatusCode.INTERNAL,
-            "INTERNAL",
+            "UNHANDLED_EXCEPTION",
             "internal error",
         )
 
@@ -199,7 +200,7 @@ class TestStoreAndServerFailures:
 class TestOtherStatusCodes:
     async def test_with_rich_details(self, code: grpc.StatusCode, kind: type[TodoError]) -> None:
         trailers = rich_trailers(code, "refused by policy", f"TEST_{code.name}")
-        refuse = FaultInjector({"GetTodo": Fault(code, trailers=trailers)})
+        refuse = FaultInjector({"GetTodo": Fault(code, trailers=trailers, message="refused by policy")})
         async with (
             todo_server(interceptors=(refuse,)) as port,
             TodoClient.connect(f"127.0.0.1:{port}", retry=FAST_RETRY) as client,
@@ -239,11 +240,11 @@ def aio_error(
 class TestDecoding:
     def test_repeated_fields_are_joined_and_other_details_ignored(self) -> None:
         code = grpc.StatusCode.INVALID_ARGUMENT
-        trailers = rich_trailers(code, "bad", "INVALID_ARGUMENT", (("a", "one"), ("a", "two"), ("b", "three")))
+        trailers = rich_trailers(code, "bad", "FIELD_VIOLATION", (("a", "one"), ("a", "two"), ("b", "three")))
         error = error_from_rpc(aio_error(code, "bad", (("other-key", "x"), *trailers)))
         assert isinstance(error, InvalidArgumentError)
         assert error.field_violations == {"a": "one; two", "b": "three"}
-        assert str(error) == "INVALID_ARGUMENT: bad"
+        assert str(error) == "INVALID_ARGUMENT/FIELD_VIOLATION: bad"
 
     def test_unparseable_details_fall_back_to_the_status_message(self) -> None:
         error = error_from_rpc(

@@ -1,12 +1,19 @@
-"""Decoding google.rpc.Status details from a failed call."""
+"""Decoding google.rpc.Status details from a failed call, through the client's decoder.
+
+Every call the tests decode here is also checked against the contract: the
+status carries an ErrorInfo whose reason is a value of todo.v1.ErrorReason in
+the domain the enum declares, sent with the status code the enum gives it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+
+from service.infrastructure.grpc.errors import ERROR_DOMAIN, status_code
+from todo.v1.error_reason_pb2 import ErrorReason
+from todo_client.errors import InvalidArgumentError, error_from_rpc
 
 
 @dataclass(frozen=True)
@@ -21,24 +28,17 @@ class RichError:
 
 def decode(error: grpc.aio.AioRpcError) -> RichError:
     """The code, ErrorInfo and BadRequest field violations of a failed RPC."""
-    # grpc-stubs types this as a tuple; grpc.aio returns its Metadata mapping.
-    metadata = cast(grpc.aio.Metadata, error.trailing_metadata())
-    raw = metadata.get("grpc-status-details-bin")
-    assert isinstance(raw, bytes), f"no grpc-status-details-bin on {error.code()}: {error.details()}"
-    status = status_pb2.Status.FromString(raw)
-    assert status.code == error.code().value[0]
-    info = error_details_pb2.ErrorInfo()
-    bad_request = error_details_pb2.BadRequest()
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            detail.Unpack(bad_request)
+    decoded = error_from_rpc(error)
+    assert decoded.reason, f"no ErrorInfo in the status details of {error.code()}: {error.details()}"
+    assert decoded.reason in ErrorReason.keys()  # noqa: SIM118 (an enum wrapper, not a dict), f"{decoded.reason!r} is not a todo.v1.ErrorReason"
+    assert decoded.domain == ERROR_DOMAIN
+    assert status_code(ErrorReason.Value(decoded.reason)) == error.code(), "sent with another code than the contract's"
+    violations = decoded.field_violations if isinstance(decoded, InvalidArgumentError) else {}
     return RichError(
-        code=error.code(),
-        message=status.message,
-        reason=info.reason,
-        domain=info.domain,
-        metadata=dict(info.metadata),
-        violations={v.field: v.description for v in bad_request.field_violations},
+        code=decoded.code,
+        message=decoded.message,
+        reason=decoded.reason,
+        domain=decoded.domain,
+        metadata=decoded.metadata,
+        violations=violations,
     )

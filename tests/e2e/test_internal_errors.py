@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import grpc
 import pytest
 
-from service.container import build_container
-from service.domain.repository import TodoRepository
+from service.bootstrap import bootstrap
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
@@ -30,8 +30,8 @@ class BrokenReads(InMemoryTodoRepository):
 
 @pytest.fixture
 async def broken_stub() -> AsyncIterator[pb_grpc.TodoServiceAsyncStub]:
-    container = build_container(Settings(), overrides={TodoRepository: BrokenReads()})
-    running = await start_server(container, "127.0.0.1:0")
+    settings = Settings(grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings, repository=BrokenReads()).servicer, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield pb_grpc.TodoServiceStub(channel)
     await running.stop(0.5)
@@ -44,7 +44,13 @@ async def test_unexpected_exception_is_generic_internal_and_the_server_keeps_ser
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await broken_stub.GetTodo(pb.GetTodoRequest(id="any"))
     error = decode(caught.value)
-    assert (error.code, error.message, error.reason) == (grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
+    assert (error.code, error.message, error.reason) == (
+        grpc.StatusCode.INTERNAL,
+        "internal error",
+        "UNHANDLED_EXCEPTION",
+    )
+    trailers = cast(grpc.aio.Metadata, caught.value.trailing_metadata())
+    assert error.metadata == {"request_id": trailers["x-request-id"]}, "the id the log lines carry"
     assert SECRET not in str(caught.value.details()) + str(caught.value.trailing_metadata())
     assert any(SECRET in (record.exc_text or "") for record in caplog.records), "the cause is logged server-side"
     created = await broken_stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="still serving")))

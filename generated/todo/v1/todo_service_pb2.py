@@ -22,47 +22,113 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atodo/v1/todo_service.proto\x12\x07todo.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x04Todo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x07 \x01(\t\"U\n\x11\x43reateTodoRequest\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\x12\x0f\n\x07todo_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"1\n\x12\x43reateTodoResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"\x1c\n\x0eGetTodoRequest\x12\n\n\x02id\x18\x01 \x01(\t\".\n\x0fGetTodoResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"s\n\x10ListTodosRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06search\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x11\n\x04\x64one\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\x07\n\x05_done\"J\n\x11ListTodosResponse\x12\x1c\n\x05todos\x18\x01 \x03(\x0b\x32\r.todo.v1.Todo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x11UpdateTodoRequest\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"1\n\x12UpdateTodoResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"-\n\x11\x44\x65leteTodoRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteTodoResponse\"(\n\rAddTagRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\t\"-\n\x0e\x41\x64\x64TagResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"+\n\x10RemoveTagRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\t\"0\n\x11RemoveTagResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo2\xe3\x03\n\x0bTodoService\x12\x45\n\nCreateTodo\x12\x1a.todo.v1.CreateTodoRequest\x1a\x1b.todo.v1.CreateTodoResponse\x12<\n\x07GetTodo\x12\x17.todo.v1.GetTodoRequest\x1a\x18.todo.v1.GetTodoResponse\x12\x42\n\tListTodos\x12\x19.todo.v1.ListTodosRequest\x1a\x1a.todo.v1.ListTodosResponse\x12\x45\n\nUpdateTodo\x12\x1a.todo.v1.UpdateTodoRequest\x1a\x1b.todo.v1.UpdateTodoResponse\x12\x45\n\nDeleteTodo\x12\x1a.todo.v1.DeleteTodoRequest\x1a\x1b.todo.v1.DeleteTodoResponse\x12\x39\n\x06\x41\x64\x64Tag\x12\x16.todo.v1.AddTagRequest\x1a\x17.todo.v1.AddTagResponse\x12\x42\n\tRemoveTag\x12\x19.todo.v1.RemoveTagRequest\x1a\x1a.todo.v1.RemoveTagResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atodo/v1/todo_service.proto\x12\x07todo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n\x04Todo\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x15\n\x07\x63ontent\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04tags\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04\x64one\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01:0\xea\x41-\n\x0ctodo.v1/Todo\x12\x0ctodos/{todo}\x1a\x02id*\x05todos2\x04todo\"g\n\x11\x43reateTodoRequest\x12!\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.TodoB\x04\xe2\x41\x01\x02\x12\x15\n\x07todo_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"1\n\x12\x43reateTodoResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"3\n\x0eGetTodoRequest\x12!\n\x02id\x18\x01 \x01(\tB\x15\xe2\x41\x01\x02\xfa\x41\x0e\n\x0ctodo.v1/Todo\".\n\x0fGetTodoResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"\x91\x01\n\x10ListTodosRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06search\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04tags\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x17\n\x04\x64one\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x42\x07\n\x05_done\"J\n\x11ListTodosResponse\x12\x1c\n\x05todos\x18\x01 \x03(\x0b\x32\r.todo.v1.Todo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"m\n\x11UpdateTodoRequest\x12!\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.TodoB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"1\n\x12UpdateTodoResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"J\n\x11\x44\x65leteTodoRequest\x12!\n\x02id\x18\x01 \x01(\tB\x15\xe2\x41\x01\x02\xfa\x41\x0e\n\x0ctodo.v1/Todo\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x14\n\x12\x44\x65leteTodoResponse\"E\n\rAddTagRequest\x12!\n\x02id\x18\x01 \x01(\tB\x15\xe2\x41\x01\x02\xfa\x41\x0e\n\x0ctodo.v1/Todo\x12\x11\n\x03tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"-\n\x0e\x41\x64\x64TagResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo\"H\n\x10RemoveTagRequest\x12!\n\x02id\x18\x01 \x01(\tB\x15\xe2\x41\x01\x02\xfa\x41\x0e\n\x0ctodo.v1/Todo\x12\x11\n\x03tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"0\n\x11RemoveTagResponse\x12\x1b\n\x04todo\x18\x01 \x01(\x0b\x32\r.todo.v1.Todo2\x86\x04\n\x0bTodoService\x12J\n\nCreateTodo\x12\x1a.todo.v1.CreateTodoRequest\x1a\x1b.todo.v1.CreateTodoResponse\"\x03\x90\x02\x00\x12\x41\n\x07GetTodo\x12\x17.todo.v1.GetTodoRequest\x1a\x18.todo.v1.GetTodoResponse\"\x03\x90\x02\x01\x12G\n\tListTodos\x12\x19.todo.v1.ListTodosRequest\x1a\x1a.todo.v1.ListTodosResponse\"\x03\x90\x02\x01\x12J\n\nUpdateTodo\x12\x1a.todo.v1.UpdateTodoRequest\x1a\x1b.todo.v1.UpdateTodoResponse\"\x03\x90\x02\x00\x12J\n\nDeleteTodo\x12\x1a.todo.v1.DeleteTodoRequest\x1a\x1b.todo.v1.DeleteTodoResponse\"\x03\x90\x02\x00\x12>\n\x06\x41\x64\x64Tag\x12\x16.todo.v1.AddTagRequest\x1a\x17.todo.v1.AddTagResponse\"\x03\x90\x02\x02\x12G\n\tRemoveTag\x12\x19.todo.v1.RemoveTagRequest\x1a\x1a.todo.v1.RemoveTagResponse\"\x03\x90\x02\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'todo.v1.todo_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TODO']._serialized_start=107
-  _globals['_TODO']._serialized_end=282
-  _globals['_CREATETODOREQUEST']._serialized_start=284
-  _globals['_CREATETODOREQUEST']._serialized_end=369
-  _globals['_CREATETODORESPONSE']._serialized_start=371
-  _globals['_CREATETODORESPONSE']._serialized_end=420
-  _globals['_GETTODOREQUEST']._serialized_start=422
-  _globals['_GETTODOREQUEST']._serialized_end=450
-  _globals['_GETTODORESPONSE']._serialized_start=452
-  _globals['_GETTODORESPONSE']._serialized_end=498
-  _globals['_LISTTODOSREQUEST']._serialized_start=500
-  _globals['_LISTTODOSREQUEST']._serialized_end=615
-  _globals['_LISTTODOSRESPONSE']._serialized_start=617
-  _globals['_LISTTODOSRESPONSE']._serialized_end=691
-  _globals['_UPDATETODOREQUEST']._serialized_start=693
-  _globals['_UPDATETODOREQUEST']._serialized_end=790
-  _globals['_UPDATETODORESPONSE']._serialized_start=792
-  _globals['_UPDATETODORESPONSE']._serialized_end=841
-  _globals['_DELETETODOREQUEST']._serialized_start=843
-  _globals['_DELETETODOREQUEST']._serialized_end=888
-  _globals['_DELETETODORESPONSE']._serialized_start=890
-  _globals['_DELETETODORESPONSE']._serialized_end=910
-  _globals['_ADDTAGREQUEST']._serialized_start=912
-  _globals['_ADDTAGREQUEST']._serialized_end=952
-  _globals['_ADDTAGRESPONSE']._serialized_start=954
-  _globals['_ADDTAGRESPONSE']._serialized_end=999
-  _globals['_REMOVETAGREQUEST']._serialized_start=1001
-  _globals['_REMOVETAGREQUEST']._serialized_end=1044
-  _globals['_REMOVETAGRESPONSE']._serialized_start=1046
-  _globals['_REMOVETAGRESPONSE']._serialized_end=1094
-  _globals['_TODOSERVICE']._serialized_start=1097
-  _globals['_TODOSERVICE']._serialized_end=1580
+  _globals['_TODO'].fields_by_name['id']._loaded_options = None
+  _globals['_TODO'].fields_by_name['id']._serialized_options = b'\342A\001\010'
+  _globals['_TODO'].fields_by_name['content']._loaded_options = None
+  _globals['_TODO'].fields_by_name['content']._serialized_options = b'\342A\001\002'
+  _globals['_TODO'].fields_by_name['tags']._loaded_options = None
+  _globals['_TODO'].fields_by_name['tags']._serialized_options = b'\342A\001\001'
+  _globals['_TODO'].fields_by_name['done']._loaded_options = None
+  _globals['_TODO'].fields_by_name['done']._serialized_options = b'\342A\001\001'
+  _globals['_TODO'].fields_by_name['create_time']._loaded_options = None
+  _globals['_TODO'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_TODO'].fields_by_name['update_time']._loaded_options = None
+  _globals['_TODO'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_TODO'].fields_by_name['etag']._loaded_options = None
+  _globals['_TODO'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
+  _globals['_TODO']._loaded_options = None
+  _globals['_TODO']._serialized_options = b'\352A-\n\014todo.v1/Todo\022\014todos/{todo}\032\002id*\005todos2\004todo'
+  _globals['_CREATETODOREQUEST'].fields_by_name['todo']._loaded_options = None
+  _globals['_CREATETODOREQUEST'].fields_by_name['todo']._serialized_options = b'\342A\001\002'
+  _globals['_CREATETODOREQUEST'].fields_by_name['todo_id']._loaded_options = None
+  _globals['_CREATETODOREQUEST'].fields_by_name['todo_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATETODOREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATETODOREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_GETTODOREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETTODOREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002\372A\016\n\014todo.v1/Todo'
+  _globals['_LISTTODOSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTTODOSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTTODOSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTTODOSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_LISTTODOSREQUEST'].fields_by_name['search']._loaded_options = None
+  _globals['_LISTTODOSREQUEST'].fields_by_name['search']._serialized_options = b'\342A\001\001'
+  _globals['_LISTTODOSREQUEST'].fields_by_name['tags']._loaded_options = None
+  _globals['_LISTTODOSREQUEST'].fields_by_name['tags']._serialized_options = b'\342A\001\001'
+  _globals['_LISTTODOSREQUEST'].fields_by_name['done']._loaded_options = None
+  _globals['_LISTTODOSREQUEST'].fields_by_name['done']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATETODOREQUEST'].fields_by_name['todo']._loaded_options = None
+  _globals['_UPDATETODOREQUEST'].fields_by_name['todo']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATETODOREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATETODOREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\001'
+  _globals['_DELETETODOREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_DELETETODOREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002\372A\016\n\014todo.v1/Todo'
+  _globals['_DELETETODOREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_DELETETODOREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
+  _globals['_ADDTAGREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_ADDTAGREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002\372A\016\n\014todo.v1/Todo'
+  _globals['_ADDTAGREQUEST'].fields_by_name['tag']._loaded_options = None
+  _globals['_ADDTAGREQUEST'].fields_by_name['tag']._serialized_options = b'\342A\001\002'
+  _globals['_REMOVETAGREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_REMOVETAGREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002\372A\016\n\014todo.v1/Todo'
+  _globals['_REMOVETAGREQUEST'].fields_by_name['tag']._loaded_options = None
+  _globals['_REMOVETAGREQUEST'].fields_by_name['tag']._serialized_options = b'\342A\001\002'
+  _globals['_TODOSERVICE'].methods_by_name['CreateTodo']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['CreateTodo']._serialized_options = b'\220\002\000'
+  _globals['_TODOSERVICE'].methods_by_name['GetTodo']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['GetTodo']._serialized_options = b'\220\002\001'
+  _globals['_TODOSERVICE'].methods_by_name['ListTodos']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['ListTodos']._serialized_options = b'\220\002\001'
+  _globals['_TODOSERVICE'].methods_by_name['UpdateTodo']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['UpdateTodo']._serialized_options = b'\220\002\000'
+  _globals['_TODOSERVICE'].methods_by_name['DeleteTodo']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['DeleteTodo']._serialized_options = b'\220\002\000'
+  _globals['_TODOSERVICE'].methods_by_name['AddTag']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['AddTag']._serialized_options = b'\220\002\002'
+  _globals['_TODOSERVICE'].methods_by_name['RemoveTag']._loaded_options = None
+  _globals['_TODOSERVICE'].methods_by_name['RemoveTag']._serialized_options = b'\220\002\002'
+  _globals['_TODO']._serialized_start=167
+  _globals['_TODO']._serialized_end=434
+  _globals['_CREATETODOREQUEST']._serialized_start=436
+  _globals['_CREATETODOREQUEST']._serialized_end=539
+  _globals['_CREATETODORESPONSE']._serialized_start=541
+  _globals['_CREATETODORESPONSE']._serialized_end=590
+  _globals['_GETTODOREQUEST']._serialized_start=592
+  _globals['_GETTODOREQUEST']._serialized_end=643
+  _globals['_GETTODORESPONSE']._serialized_start=645
+  _globals['_GETTODORESPONSE']._serialized_end=691
+  _globals['_LISTTODOSREQUEST']._serialized_start=694
+  _globals['_LISTTODOSREQUEST']._serialized_end=839
+  _globals['_LISTTODOSRESPONSE']._serialized_start=841
+  _globals['_LISTTODOSRESPONSE']._serialized_end=915
+  _globals['_UPDATETODOREQUEST']._serialized_start=917
+  _globals['_UPDATETODOREQUEST']._serialized_end=1026
+  _globals['_UPDATETODORESPONSE']._serialized_start=1028
+  _globals['_UPDATETODORESPONSE']._serialized_end=1077
+  _globals['_DELETETODOREQUEST']._serialized_start=1079
+  _globals['_DELETETODOREQUEST']._serialized_end=1153
+  _globals['_DELETETODORESPONSE']._serialized_start=1155
+  _globals['_DELETETODORESPONSE']._serialized_end=1175
+  _globals['_ADDTAGREQUEST']._serialized_start=1177
+  _globals['_ADDTAGREQUEST']._serialized_end=1246
+  _globals['_ADDTAGRESPONSE']._serialized_start=1248
+  _globals['_ADDTAGRESPONSE']._serialized_end=1293
+  _globals['_REMOVETAGREQUEST']._serialized_start=1295
+  _globals['_REMOVETAGREQUEST']._serialized_end=1367
+  _globals['_REMOVETAGRESPONSE']._serialized_start=1369
+  _globals['_REMOVETAGRESPONSE']._serialized_end=1417
+  _globals['_TODOSERVICE']._serialized_start=1420
+  _globals['_TODOSERVICE']._serialized_end=1938
 # @@protoc_insertion_point(module_scope)

@@ -22,7 +22,12 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Todo(_message.Message):
-    """A todo entry."""
+    """A todo entry.
+
+    Resource (AIP-123): type `todo.v1/Todo`, name pattern `todos/{todo}`. The
+    entry's `id` field carries only the `{todo}` segment of its name: requests
+    and responses send `abc`, not `todos/abc`, so that v1 callers keep working.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -34,9 +39,9 @@ class Todo(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Output only. The entry's identifier: the client-chosen `todo_id` of the
+    """The entry's identifier: the client-chosen `todo_id` of the
     CreateTodoRequest, or a 32-character lowercase hex string chosen by the
-    server.
+    server. Ignored by CreateTodo; names the entry to change in UpdateTodo.
     """
     content: _builtins.str
     """What is to be done. Trimmed of surrounding white space; 1 to 4096
@@ -47,7 +52,8 @@ class Todo(_message.Message):
     etag: _builtins.str
     """A checksum of the entry's current state. It changes on every change of the
     entry and only then. Send it back in UpdateTodo or DeleteTodo to make the
-    change conditional on nobody having changed the entry since.
+    change conditional on nobody having changed the entry since. Ignored by
+    CreateTodo.
     """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -58,11 +64,11 @@ class Todo(_message.Message):
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only. When the entry was created."""
+        """When the entry was created."""
 
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only. When the entry last changed."""
+        """When the entry last changed."""
 
     def __init__(
         self,
@@ -93,13 +99,13 @@ class CreateTodoRequest(_message.Message):
     TODO_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     todo_id: _builtins.str
-    """Optional. The identifier to give the entry: 1 to 63 characters, lowercase
-    letters, digits and hyphens, starting with a letter and not ending with a
-    hyphen. When empty, the server chooses the identifier.
+    """The identifier to give the entry: 1 to 63 characters, lowercase letters,
+    digits and hyphens, starting with a letter and not ending with a hyphen.
+    When empty, the server chooses the identifier.
     """
     request_id: _builtins.str
-    """Optional. An idempotency key: 1 to 128 characters of [A-Za-z0-9._:-]
-    (a UUID is a good choice). Repeating a request with the same request_id
+    """An idempotency key (AIP-155): 1 to 128 characters of [A-Za-z0-9._:-] (a
+    UUID is a good choice). Repeating a request with the same request_id
     returns the entry the first request created, in its current state, and
     creates nothing new.
     """
@@ -286,7 +292,9 @@ class UpdateTodoRequest(_message.Message):
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """The fields to update: any of `content`, `tags` and `done`, or `*` for all
         three. When absent, the fields set to a non-default value in `todo` are
-        updated.
+        updated. Paths of fields the caller cannot change (`id`, `etag`,
+        `create_time`, `update_time`: identifier and output-only fields) are
+        ignored, as AIP-161 and AIP-203 ask; any other path is INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -338,8 +346,8 @@ class DeleteTodoRequest(_message.Message):
     id: _builtins.str
     """The identifier of the entry to delete."""
     etag: _builtins.str
-    """Optional. When set, the entry is deleted only if this is still its current
-    etag (ABORTED otherwise).
+    """When set, the entry is deleted only if this is still its current etag
+    (ABORTED otherwise).
     """
     def __init__(
         self,

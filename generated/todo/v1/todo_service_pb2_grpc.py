@@ -27,9 +27,15 @@ if _version_not_supported:
 
 class TodoServiceStub(object):
     """TodoService stores todo entries: short pieces of text with a set of tags and
-    a done flag. Every error carries a google.rpc.Status with an ErrorInfo
-    (domain "todo.v1", an UPPER_SNAKE reason) and, for INVALID_ARGUMENT, a
+    a done flag. Every error carries a google.rpc.Status with an ErrorInfo whose
+    reason is a value of todo.v1.ErrorReason (error_reason.proto, which also
+    gives the status code of each reason) and, for FIELD_VIOLATION, a
     BadRequest listing the offending fields.
+
+    Each method declares its idempotency_level: a caller (or a gRPC retry
+    policy) may repeat a NO_SIDE_EFFECTS or IDEMPOTENT call after a transport
+    failure. The others are idempotent only under the conditions their
+    comments give.
     """
 
     def __init__(self, channel):
@@ -77,9 +83,15 @@ class TodoServiceStub(object):
 
 class TodoServiceServicer(object):
     """TodoService stores todo entries: short pieces of text with a set of tags and
-    a done flag. Every error carries a google.rpc.Status with an ErrorInfo
-    (domain "todo.v1", an UPPER_SNAKE reason) and, for INVALID_ARGUMENT, a
+    a done flag. Every error carries a google.rpc.Status with an ErrorInfo whose
+    reason is a value of todo.v1.ErrorReason (error_reason.proto, which also
+    gives the status code of each reason) and, for FIELD_VIOLATION, a
     BadRequest listing the offending fields.
+
+    Each method declares its idempotency_level: a caller (or a gRPC retry
+    policy) may repeat a NO_SIDE_EFFECTS or IDEMPOTENT call after a transport
+    failure. The others are idempotent only under the conditions their
+    comments give.
     """
 
     def CreateTodo(self, request, context):
@@ -188,9 +200,15 @@ def add_TodoServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TodoService(object):
     """TodoService stores todo entries: short pieces of text with a set of tags and
-    a done flag. Every error carries a google.rpc.Status with an ErrorInfo
-    (domain "todo.v1", an UPPER_SNAKE reason) and, for INVALID_ARGUMENT, a
+    a done flag. Every error carries a google.rpc.Status with an ErrorInfo whose
+    reason is a value of todo.v1.ErrorReason (error_reason.proto, which also
+    gives the status code of each reason) and, for FIELD_VIOLATION, a
     BadRequest listing the offending fields.
+
+    Each method declares its idempotency_level: a caller (or a gRPC retry
+    policy) may repeat a NO_SIDE_EFFECTS or IDEMPOTENT call after a transport
+    failure. The others are idempotent only under the conditions their
+    comments give.
     """
 
     @staticmethod

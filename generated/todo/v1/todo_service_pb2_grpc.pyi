@@ -28,9 +28,15 @@ GRPC_VERSION: str
 
 class TodoServiceStub:
     """TodoService stores todo entries: short pieces of text with a set of tags and
-    a done flag. Every error carries a google.rpc.Status with an ErrorInfo
-    (domain "todo.v1", an UPPER_SNAKE reason) and, for INVALID_ARGUMENT, a
+    a done flag. Every error carries a google.rpc.Status with an ErrorInfo whose
+    reason is a value of todo.v1.ErrorReason (error_reason.proto, which also
+    gives the status code of each reason) and, for FIELD_VIOLATION, a
     BadRequest listing the offending fields.
+
+    Each method declares its idempotency_level: a caller (or a gRPC retry
+    policy) may repeat a NO_SIDE_EFFECTS or IDEMPOTENT call after a transport
+    failure. The others are idempotent only under the conditions their
+    comments give.
     """
 
     @_typing.overload
@@ -70,9 +76,15 @@ class TodoServiceStub:
 @_typing.type_check_only
 class TodoServiceAsyncStub(TodoServiceStub):
     """TodoService stores todo entries: short pieces of text with a set of tags and
-    a done flag. Every error carries a google.rpc.Status with an ErrorInfo
-    (domain "todo.v1", an UPPER_SNAKE reason) and, for INVALID_ARGUMENT, a
+    a done flag. Every error carries a google.rpc.Status with an ErrorInfo whose
+    reason is a value of todo.v1.ErrorReason (error_reason.proto, which also
+    gives the status code of each reason) and, for FIELD_VIOLATION, a
     BadRequest listing the offending fields.
+
+    Each method declares its idempotency_level: a caller (or a gRPC retry
+    policy) may repeat a NO_SIDE_EFFECTS or IDEMPOTENT call after a transport
+    failure. The others are idempotent only under the conditions their
+    comments give.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -108,9 +120,15 @@ class TodoServiceAsyncStub(TodoServiceStub):
 
 class TodoServiceServicer(metaclass=_abc_1.ABCMeta):
     """TodoService stores todo entries: short pieces of text with a set of tags and
-    a done flag. Every error carries a google.rpc.Status with an ErrorInfo
-    (domain "todo.v1", an UPPER_SNAKE reason) and, for INVALID_ARGUMENT, a
+    a done flag. Every error carries a google.rpc.Status with an ErrorInfo whose
+    reason is a value of todo.v1.ErrorReason (error_reason.proto, which also
+    gives the status code of each reason) and, for FIELD_VIOLATION, a
     BadRequest listing the offending fields.
+
+    Each method declares its idempotency_level: a caller (or a gRPC retry
+    policy) may repeat a NO_SIDE_EFFECTS or IDEMPOTENT call after a transport
+    failure. The others are idempotent only under the conditions their
+    comments give.
     """
 
     @_abc_1.abstractmethod

@@ -1,14 +1,23 @@
-"""From exceptions to gRPC statuses with google.rpc details.
+"""From exceptions to gRPC statuses with google.rpc details: the one encoder.
 
-One table maps each domain error to a status code and an ErrorInfo reason;
-the README's error table documents it. `handlers.unary_handler` applies it.
+Every reason the service sends is a value of the contract's `todo.v1.ErrorReason`
+(protos/todo/v1/error_reason.proto); the status code and the ErrorInfo domain
+come from that enum's options, not from this module. One table maps each
+domain error to its reason. The status goes through grpcio-status
+(`rpc_status.to_status`), so the code and message of the `grpc-status-details-bin`
+trailer always match the call's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
+
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from service.domain.errors import (
     ConcurrentModificationError,
@@ -19,33 +28,47 @@ from service.domain.errors import (
     TodoNotFoundError,
     ValidationError,
 )
+from todo.v1 import error_reason_pb2
 
-ERROR_DOMAIN = "todo.v1"
+Reason: TypeAlias = error_reason_pb2.ErrorReason.ValueType
+ErrorReason = error_reason_pb2.ErrorReason
+_REASONS = error_reason_pb2.ErrorReason.DESCRIPTOR
+ERROR_DOMAIN: str = _REASONS.GetOptions().Extensions[error_reason_pb2.error_domain]
+_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
-# Domain error -> (status code, ErrorInfo reason). The README's API section
-# documents this table; keep the two together.
-ERROR_TABLE: dict[type[DomainError], tuple[grpc.StatusCode, str]] = {
-    ValidationError: (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
-    TodoNotFoundError: (grpc.StatusCode.NOT_FOUND, "TODO_NOT_FOUND"),
-    TodoAlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, "TODO_ALREADY_EXISTS"),
-    ConcurrentModificationError: (grpc.StatusCode.ABORTED, "CONCURRENT_MODIFICATION"),
-    StoreUnavailableError: (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
-    StoreTimeoutError: (grpc.StatusCode.DEADLINE_EXCEEDED, "STORE_TIMEOUT"),
+
+def status_code(reason: Reason) -> grpc.StatusCode:
+    """The status code the contract gives `reason` (its `status_code` option)."""
+    options = _REASONS.values_by_name[ErrorReason.Name(reason)].GetOptions()  # ValueError when not a reason
+    return _CODES_BY_NUMBER[options.Extensions[error_reason_pb2.status_code]]
+
+
+# Domain error -> reason. The status code follows from the reason.
+ERROR_TABLE: dict[type[DomainError], Reason] = {
+    ValidationError: ErrorReason.FIELD_VIOLATION,
+    TodoNotFoundError: ErrorReason.TODO_NOT_FOUND,
+    TodoAlreadyExistsError: ErrorReason.TODO_ALREADY_EXISTS,
+    ConcurrentModificationError: ErrorReason.CONCURRENT_MODIFICATION,
+    StoreUnavailableError: ErrorReason.STORE_UNAVAILABLE,
+    StoreTimeoutError: ErrorReason.STORE_TIMEOUT,
 }
-MALFORMED_REQUEST = "MALFORMED_REQUEST"
-UNAUTHENTICATED = "UNAUTHENTICATED"
-INTERNAL = "INTERNAL"
 
 
-def _details(
-    code: grpc.StatusCode,
+def rich_status(
+    reason: Reason,
     message: str,
-    reason: str,
-    metadata: dict[str, str] | None = None,
-    violations: tuple[tuple[str, str], ...] = (),
-) -> tuple[tuple[str, bytes], ...]:
+    *,
+    metadata: Mapping[str, str] | None = None,
+    violations: Sequence[tuple[str, str]] = (),
+    retry_after_seconds: float | None = None,
+) -> grpc.Status:
+    """The status for `reason`: its code, `message`, and an ErrorInfo (plus a
+    BadRequest when there are field violations) in the details trailer."""
+    code = status_code(reason)
     info = AnyMessage()
-    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {}))
+    info.Pack(
+        error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN, metadata=metadata or {})
+    )
     details = [info]
     if violations:
         bad_request = AnyMessage()
@@ -58,38 +81,89 @@ def _details(
             )
         )
         details.append(bad_request)
-    status = status_pb2.Status(code=code.value[0], message=message, details=details)
-    return (("grpc-status-details-bin", status.SerializeToString()),)
+    if retry_after_seconds is not None:
+        retry_info = AnyMessage()
+        delay = Duration()
+        delay.FromNanoseconds(round(retry_after_seconds * 1e9))
+        retry_info.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry_info)
+    status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
+    return status
 
 
-def status_for(error: DomainError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
-    """Status code, message and trailing metadata (with details) for a domain error."""
+def status_for(error: DomainError) -> grpc.Status:
+    """The status for a domain error raised on purpose by the business core."""
     for kind in type(error).__mro__:
-        entry = ERROR_TABLE.get(kind)
-        if entry is not None:
+        reason = ERROR_TABLE.get(kind)
+        if reason is not None:
             break
     else:  # a DomainError subclass nobody put in the table: a bug, not a client mistake
         raise error
-    code, reason = entry
     message = str(error)
     metadata: dict[str, str] = {}
-    violations: tuple[tuple[str, str], ...] = ()
     entry_id = getattr(error, "entry_id", None)
     if isinstance(entry_id, str):
         metadata["id"] = entry_id
     if isinstance(error, ValidationError):
-        violations = tuple((v.field, v.description) for v in error.violations)
-        message = "invalid request: " + message
-    return code, message, _details(code, message, reason, metadata, violations)
+        return _field_violations(reason, error)
+    return rich_status(reason, _clip(message, MAX_MESSAGE_CHARS), metadata=metadata)
 
 
-def internal_error_trailers() -> tuple[tuple[str, bytes], ...]:
-    return _details(grpc.StatusCode.INTERNAL, "internal error", INTERNAL)
+# An error must reach the client whole: gRPC refuses trailers above 8 KiB (the
+# soft limit, where some clients start failing) with RESOURCE_EXHAUSTED, and
+# `grpc-message` is percent-encoded, the details trailer base64-encoded. So at
+# most MAX_VIOLATIONS violations are listed, each field and description is
+# clipped (they can echo client input), and the message is ASCII and short.
+# Worst case: 8 x (96 + 192) bytes of BadRequest -> about 3.2 KB in base64,
+# plus a message of at most 3 x 240 bytes: well under 8 KiB.
+MAX_VIOLATIONS = 8
+MAX_FIELD_BYTES = 96
+MAX_DESCRIPTION_BYTES = 192
+MAX_MESSAGE_CHARS = 240
 
 
-def malformed_request_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
-    return _details(grpc.StatusCode.INVALID_ARGUMENT, message, MALFORMED_REQUEST)
+def _clip(text: str, limit: int, *, ascii_only: bool = True) -> str:
+    """`text` cut to `limit` characters (ASCII: non-ASCII escaped) or UTF-8 bytes, marked with "..."."""
+    if ascii_only:
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode("utf-8", "ignore") + "..."
 
 
-def unauthenticated_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
-    return _details(grpc.StatusCode.UNAUTHENTICATED, message, UNAUTHENTICATED)
+def _field_violations(reason: Reason, error: ValidationError) -> grpc.Status:
+    shown = error.violations[:MAX_VIOLATIONS]
+    violations = [
+        (
+            _clip(v.field, MAX_FIELD_BYTES, ascii_only=False),
+            _clip(v.description, MAX_DESCRIPTION_BYTES, ascii_only=False),
+        )
+        for v in shown
+    ]
+    first_field, first_description = violations[0]
+    summary = f"invalid request: {first_field}: {first_description}"
+    if len(error.violations) > 1:
+        listed = "" if len(shown) == len(error.violations) else f"; the first {len(shown)} are in the details"
+        summary += f" (and {len(error.violations) - 1} more{listed})"
+    return rich_status(reason, _clip(summary, MAX_MESSAGE_CHARS), violations=violations)
+
+
+def unhandled_exception_status(request_id: str) -> grpc.Status:
+    return rich_status(ErrorReason.UNHANDLED_EXCEPTION, "internal error", metadata={"request_id": request_id})
+
+
+def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Status:
+    return rich_status(
+        ErrorReason.CONCURRENCY_LIMIT_REACHED,
+        f"the server is handling {limit} calls already; retry after {retry_after_seconds:g} s",
+        metadata={"limit": str(limit)},
+        retry_after_seconds=retry_after_seconds,
+    )
+
+
+def malformed_request_status() -> grpc.Status:
+    return rich_status(
+        ErrorReason.MALFORMED_REQUEST, "the request is not a valid protobuf message of the expected type"
+    )

@@ -6,31 +6,40 @@ by `errors`; the servicer only sequences the two around the use case.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import grpc
-from google.protobuf.message import Message
 
 from service.application.todo_entry import TodoEntryService
 from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.grpc import todo_entry_mapper as mapper
-from service.infrastructure.grpc.handlers import Context, Parser, RpcObserver, unary_handler
+from service.infrastructure.grpc.admission import Admission
+from service.infrastructure.grpc.handlers import Context, RpcObserver, service_handlers
 from todo.v1 import todo_service_pb2 as pb
-from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TodoService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["TodoService"]
+SERVICE_NAME = SERVICE.full_name
 
 
-class TodoServicer(pb_grpc.TodoServiceServicer):
-    """Serves todo.v1.TodoService from the TodoEntryService use cases."""
+class TodoServicer:
+    """Serves todo.v1.TodoService from the TodoEntryService use cases.
+
+    One coroutine per RPC of the contract, named like the RPC; the handler
+    table is derived from the service descriptor (`service_handlers`), so an
+    RPC added to the proto and not implemented here stops the server at start.
+    """
 
     def __init__(
-        self, todos: TodoEntryService, observer: RpcObserver, authenticator: TokenAuthenticator | None = None
+        self,
+        todos: TodoEntryService,
+        observer: RpcObserver,
+        authenticator: TokenAuthenticator | None = None,
+        admission: Admission | None = None,
+        max_rpc_seconds: float | None = None,
     ) -> None:
         self._todos = todos
         self._observer = observer
         self._authenticator = authenticator
+        self._admission = admission
+        self._max_rpc_seconds = max_rpc_seconds
 
     async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
         entry = await self._todos.create(mapper.create_command(request))
@@ -64,17 +73,12 @@ class TodoServicer(pb_grpc.TodoServiceServicer):
         return pb.RemoveTagResponse(todo=mapper.to_message(entry))
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-        """The RPC handlers of this servicer, keyed by method name."""
-        methods: dict[str, tuple[Callable[[Any, Context], Awaitable[Message]], Parser[Message]]] = {
-            "CreateTodo": (self.CreateTodo, pb.CreateTodoRequest),
-            "GetTodo": (self.GetTodo, pb.GetTodoRequest),
-            "ListTodos": (self.ListTodos, pb.ListTodosRequest),
-            "UpdateTodo": (self.UpdateTodo, pb.UpdateTodoRequest),
-            "DeleteTodo": (self.DeleteTodo, pb.DeleteTodoRequest),
-            "AddTag": (self.AddTag, pb.AddTagRequest),
-            "RemoveTag": (self.RemoveTag, pb.RemoveTagRequest),
-        }
-        return {
-            name: unary_handler(SERVICE_NAME, name, method, parser, self._observer, authenticator=self._authenticator)
-            for name, (method, parser) in methods.items()
-        }
+        """The RPC handlers of this servicer, one per method of the contract's service."""
+        return service_handlers(
+            self,
+            SERVICE,
+            self._observer,
+            authenticator=self._authenticator,
+            admission=self._admission,
+            max_rpc_seconds=self._max_rpc_seconds,
+        )

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from google.api import field_behavior_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from service.application.todo_entry import CreateTodo, ListTodos, TodoDraft, UpdateTodo
-from service.domain.todo_entry import TodoEntry, millis
+from service.application.todo_entry import MAX_MASK_PATHS, CreateTodo, ListTodos, TodoDraft, UpdateTodo
+from service.domain.todo_entry import MAX_RAW_TAGS, TodoEntry, millis
 from todo.v1 import todo_service_pb2 as pb
+
+
+def _unsettable_fields() -> frozenset[str]:
+    """Todo fields an update mask may name but that no update changes (AIP-161,
+    AIP-203): those the contract marks IDENTIFIER or OUTPUT_ONLY, and `etag`,
+    which is the update's precondition, not data."""
+    unsettable = {field_behavior_pb2.IDENTIFIER, field_behavior_pb2.OUTPUT_ONLY}
+    names = {
+        field.name
+        for field in pb.Todo.DESCRIPTOR.fields
+        if unsettable.intersection(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
+    }
+    return frozenset({*names, "etag"})
+
+
+IGNORED_MASK_PATHS = _unsettable_fields()
 
 
 def _timestamp(ms: int) -> Timestamp:
@@ -29,8 +48,14 @@ def to_message(entry: TodoEntry) -> pb.Todo:
     )
 
 
+def _bounded(values: Sequence[str], limit: int) -> tuple[str, ...]:
+    """At most `limit` + 1 of `values`: enough for the rules to see that there
+    are too many, without turning a million-element field into Python strings."""
+    return tuple(values[: limit + 1])
+
+
 def _draft(todo: pb.Todo) -> TodoDraft:
-    return TodoDraft(content=todo.content, tags=tuple(todo.tags), done=todo.done)
+    return TodoDraft(content=todo.content, tags=_bounded(todo.tags, MAX_RAW_TAGS), done=todo.done)
 
 
 def create_command(request: pb.CreateTodoRequest) -> CreateTodo:
@@ -42,7 +67,7 @@ def list_command(request: pb.ListTodosRequest) -> ListTodos:
         page_size=request.page_size,
         page_token=request.page_token,
         search=request.search,
-        tags=tuple(request.tags),
+        tags=_bounded(request.tags, MAX_RAW_TAGS),
         done=request.done if request.HasField("done") else None,
     )
 
@@ -51,8 +76,8 @@ def update_command(request: pb.UpdateTodoRequest) -> UpdateTodo:
     """AIP-134: an absent mask means the fields `todo` sets to non-default values."""
     todo = request.todo
     if request.HasField("update_mask"):
-        paths = tuple(request.update_mask.paths)
+        paths = _bounded(request.update_mask.paths, MAX_MASK_PATHS)
     else:
         implied = (("content", bool(todo.content)), ("tags", bool(todo.tags)), ("done", todo.done))
         paths = tuple(name for name, populated in implied if populated)
-    return UpdateTodo(id=todo.id, todo=_draft(todo), paths=paths, etag=todo.etag)
+    return UpdateTodo(id=todo.id, todo=_draft(todo), paths=paths, etag=todo.etag, ignored_paths=IGNORED_MASK_PATHS)

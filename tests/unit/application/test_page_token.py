@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.application.page_token import PageTokenCodec
+from service.application.page_token import MAX_TOKEN_CHARS, PageTokenCodec
 from service.domain.errors import ValidationError
 from service.domain.repository import Cursor
 
@@ -138,3 +141,45 @@ class TestFingerprint:
 
     def test_done_false_and_done_absent_differ(self) -> None:
         assert PageTokenCodec.fingerprint("", frozenset(), False) != PageTokenCodec.fingerprint("", frozenset(), None)
+
+
+def forged(codec_secret: bytes, payload: bytes) -> str:
+    """A token over any payload, signed with the secret (as someone who knows it would)."""
+    mac = hmac.new(codec_secret, payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
+
+
+class TestForgeries:
+    """A valid signature proves only who signed: every payload is checked (issue: forged tokens -> INTERNAL)."""
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            b"[" * 5000 + b"]" * 5000,
+            b"[" * 300 + b"]" * 300,
+            b'[1,0,"\\ud800","x"]',  # a lone surrogate as the cursor id
+            b'[1,0,"\xff\xfe","x"]',  # invalid UTF-8
+            b'[1,"0","id","x"]',
+            b'[1,1e308,"id","x"]',
+            b'[1,true,"id","x"]',
+            b'[true,0,"id","x"]',
+            b"[1," + b"9" * 5000 + b',"id","x"]',  # an integer too long to parse
+            b'[1,99999999999999999999,"id","x"]',  # past datetime's range
+            b'[1,0,"","x"]',
+            b'[1,0,"' + b"a" * 129 + b'","x"]',
+            b'[1,0,"id",7]',
+            b'[1,0,"id"]',
+            b'{"a":1}',
+            b"null",
+            b"",
+        ],
+        ids=lambda payload: payload[:24].decode("latin-1"),
+    )
+    def test_a_well_signed_malformed_payload_is_invalid_argument(self, codec: PageTokenCodec, payload: bytes) -> None:
+        assert rejected_field(codec, forged(b"k", payload)) == "page_token"
+
+    def test_a_token_longer_than_any_issued_is_refused_unread(self, codec: PageTokenCodec) -> None:
+        longest = codec.encode(Cursor(created_at=CURSOR.created_at, entry_id="\u00ef" * 128), FINGERPRINT)
+        assert len(longest) <= MAX_TOKEN_CHARS, "every token the service issues fits the cap"
+        assert codec.decode(longest, FINGERPRINT).entry_id == "\u00ef" * 128
+        assert rejected_field(codec, "A" * (MAX_TOKEN_CHARS + 1)) == "page_token"

@@ -1,13 +1,14 @@
 """B1: the service's layers without its per-RPC wrapper (benchmark only, never shipped).
 
-Between B0 (bare grpc.aio, canned bytes) and the service: the real container,
-TodoServicer, use cases, domain, mapper and in-memory repository, registered
-over raw bytes exactly as the service registers them, but without what
-`service.infrastructure.grpc.handlers.unary_handler` adds around each RPC
-(request id, deadline, metrics, trailing metadata, error table, access log).
-So B0 -> B1 is the cost of the layers, B1 -> service the cost of the wrapper.
+Between B0 (bare grpc.aio, canned bytes) and the service: the real use cases,
+servicer, domain, mapper and in-memory repository, built as the service
+builds them (benchmarks/service_api.py), registered over raw bytes exactly as
+the service registers them, but without what the service's per-RPC wrapper
+adds around each RPC (request id, deadline, metrics, trailing metadata, error
+table, access log). So B0 -> B1 is the cost of the layers, B1 -> service the
+cost of the wrapper.
 
-    python benchmarks/b1_server.py --port 0 [--uvloop]    prints `ready PORT` once it serves
+    python -m benchmarks.servers.b1 --port 0 [--uvloop]    prints `ready PORT` once it serves
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,10 +23,8 @@ from typing import Any
 
 import grpc
 
-from service.application.todo_entry import CreateTodo, TodoDraft, TodoEntryService
-from service.container import build_container
-from service.infrastructure.config import Settings
-from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from benchmarks import service_api
+from benchmarks.common import CONTENT, SERVICE, TAGS
 from todo.v1 import todo_service_pb2 as pb
 
 
@@ -43,21 +41,17 @@ def _bare(
 
 async def serve(port: int) -> None:
     logging.basicConfig(level=logging.WARNING)
-    settings = Settings.from_env(os.environ)
-    container = build_container(settings)
-    todos: TodoEntryService = container.resolve(TodoEntryService)
-    await todos.create(
-        CreateTodo(todo=TodoDraft(content="Buy milk and bread", tags=("home", "errands")), todo_id="bench-get")
-    )
-    servicer: TodoServicer = container.resolve(TodoServicer)
+    layers = service_api.build_layers()
+    await layers.create(CONTENT, TAGS, todo_id="bench-get")
+    servicer = layers.servicer
     handlers = {
         "GetTodo": _bare(servicer.GetTodo, pb.GetTodoRequest.FromString),
         "CreateTodo": _bare(servicer.CreateTodo, pb.CreateTodoRequest.FromString),
         "ListTodos": _bare(servicer.ListTodos, pb.ListTodosRequest.FromString),
     }
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)  # type: ignore[attr-defined]
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()

@@ -1,13 +1,13 @@
 """B0: a bare `grpc.aio` server for todo.v1 GetTodo and CreateTodo (benchmark only).
 
 It answers every call with a canned serialized response of the v1 shape
-(written by run.py from the generated classes), through raw-bytes handlers:
+(written by the orchestrator from the generated classes), through raw-bytes handlers:
 no request parsing, no protobuf at run time, no interceptors, logging or
 metrics. That is the floor a gRPC service in Python cannot go below on a
 given grpcio release, and it imports on any release (no generated code), so
 the same file measures the pinned release and the latest one.
 
-    python b0_server.py --port 0 --responses DIR [--uvloop]
+    python -m benchmarks.servers.b0 --port 0 --responses DIR [--uvloop]   (from the repository root)
 
 prints `ready PORT` on stdout once it serves; SIGTERM or SIGINT stops it.
 """

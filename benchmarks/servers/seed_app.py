@@ -9,7 +9,10 @@ that both sides measure the web layer, not a disk), and the router serves
 `GET /todos/{id}` and `POST /todos` (JSON body validated by pydantic, the
 created entry returned, which is what the service's CreateTodo does too).
 
-    uvicorn seed_app:app --host 127.0.0.1 --port PORT   (from benchmarks/.venv-fastapi)
+    uvicorn benchmarks.servers.seed_app:app --host 127.0.0.1 --port PORT
+
+(from the repository root, with benchmarks/.venv-fastapi's Python; it imports nothing of the
+service, so it runs where the service's dependencies are not installed)
 """
 
 from __future__ import annotations

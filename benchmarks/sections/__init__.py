@@ -1,0 +1,1 @@
+"""One module per comparison; each has `run(bench, report)` that adds its part of the report."""

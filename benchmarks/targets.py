@@ -1,0 +1,59 @@
+"""The targets of the performance issue: for each, the measured value, the target, and whether it is met."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.common import Report
+
+
+def targets(report: Report) -> list[dict[str, Any]]:
+    """Each target of the issue: measured value, target, met or not."""
+    rows: list[dict[str, Any]] = []
+
+    def add(item: str, what: str, value: float | None, target: str, met: bool | None, note: str = "") -> None:
+        rows.append({"item": item, "what": what, "value": value, "target": target, "met": met, "note": note})
+
+    inm = report.get("inmemory", {}).get("ratios", {})
+    if inm:
+        r = inm["get service/B0"]["ratio"]
+        add("1", "GetTodo: service / B0 (rps)", r, ">= 0.85", r is not None and r >= 0.85)
+        r = inm["create service/B0"]["ratio"]
+        add("1", "CreateTodo: service / B0 (rps)", r, ">= 0.80", r is not None and r >= 0.80)
+        r = inm["get service/seed"]["ratio"]
+        add("2", "GetTodo service / seed FastAPI GET (rps, one core each)", r, ">= 1.0", r is not None and r >= 1.0)
+        r = inm["get service/seed per server CPU-s"]["ratio"]
+        add("2", "... per server CPU-second", r, ">= 1.0", r is not None and r >= 1.0)
+        for key, value in inm.items():
+            if key.startswith("get B0 grpcio"):
+                add("3", f"B0 {key[len('get B0 grpcio ') :]} (rps)", value["ratio"], "report; pin the fastest", None)
+        r = inm["get service uvloop/asyncio"]["ratio"]
+        add("4", "GetTodo uvloop / asyncio (rps)", r, ">= 1.05 to adopt", r is not None and r >= 1.05)
+        r = inm["create service uvloop/asyncio"]["ratio"]
+        add("4", "CreateTodo uvloop / asyncio (rps)", r, ">= 1.05 to adopt", r is not None and r >= 1.05)
+        r = inm["get service log WARNING/INFO (access log cost)"]["ratio"]
+        add("-", "access log cost: GetTodo LOG_LEVEL=WARNING / INFO (rps)", r, "report", None)
+    mongo = report.get("mongo", {})
+    for key, value in mongo.get("harmonic", {}).items():
+        add("5", f"MongoDB {key}: service / H", value["service/H"], ">= 0.80", value["service/H"] >= 0.80)
+    for key, value in mongo.get("ratios", {}).items():
+        if not key.startswith(("get raw", "create raw")):
+            add("5", f"{key} (service rps)", value["ratio"], "report (Motor stays default)", None)
+    lst = report.get("list", {}).get("ratios", {})
+    for key, value in lst.items():
+        if "latency" in key:
+            r = value["ratio"]
+            add("6", f"ListTodos {key}", r, "<= 1.5", r is not None and r <= 1.5)
+    workers = report.get("workers", {}).get("ratios", {})
+    if workers:
+        r = workers["rps per server CPU-s 2/1"]["ratio"]
+        add("7", "workers 2/1: rps per server CPU-second", r, ">= 0.85", r is not None and r >= 0.85)
+        r = workers["rps 2/1"]["ratio"]
+        add("7", "workers 2/1: total rps", r, "> 1.0", r is not None and r > 1.0)
+    memory = report.get("memory")
+    if memory:
+        r = memory["ratio"]
+        add("8", "RSS after 200,000 / after 20,000 mixed requests", r, "<= 1.1", r <= 1.1)
+    if report.get("profile"):
+        add("9", "profile of Get and Create (top frames below)", None, "listed", True)
+    return rows

@@ -1,0 +1,95 @@
+"""The contract's ErrorReason enum and what the server sends agree.
+
+- Only reasons of the enum can be sent: the encoder takes an enum value and
+  names it through the enum (an unknown number raises), and every end-to-end
+  test decodes errors through `tests/e2e/rich_status.decode`, which checks the
+  reason, the domain and the status code against the contract.
+- Every value is reachable: each one names the test that makes a real server
+  send it and asserts it (checked here: the test exists and asserts that
+  reason), or is listed as reserved.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grpc
+import pytest
+
+from service.infrastructure.grpc.errors import ERROR_DOMAIN, ERROR_TABLE, rich_status, status_code
+from todo.v1 import todo_service_pb2 as pb
+from todo.v1.error_reason_pb2 import ErrorReason
+from todo_client.errors import REASONS
+
+ROOT = Path(__file__).resolve().parents[2]
+SENT = [name for name in ErrorReason.keys() if name != "ERROR_REASON_UNSPECIFIED"]  # noqa: SIM118 (not a dict)
+RESERVED: frozenset[str] = frozenset()  # values kept for compatibility that nothing sends any more
+
+E2E = "tests/e2e/"
+CLIENT = "tests/client/"
+REACHED_BY = {  # reason -> (test file, test function)
+    "FIELD_VIOLATION": (E2E + "test_todo_api.py", "test_unknown_path_is_invalid_argument"),
+    "MALFORMED_REQUEST": (E2E + "test_todo_api.py", "test_malformed_request_bytes_are_invalid_argument"),
+    "TODO_NOT_FOUND": (CLIENT + "test_errors.py", "test_missing_entry_is_not_found_for_every_method"),
+    "TODO_ALREADY_EXISTS": (
+        E2E + "test_todo_api.py",
+        "test_client_chosen_id_is_used_and_a_taken_one_is_already_exists",
+    ),
+    "CONCURRENT_MODIFICATION": (E2E + "test_todo_api.py", "test_stale_etag_is_aborted_and_changes_nothing"),
+    "STORE_UNAVAILABLE": (
+        CLIENT + "test_errors.py",
+        "test_store_unavailable_is_retried_then_unavailable_with_its_reason",
+    ),
+    "STORE_TIMEOUT": (E2E + "test_mongo_resilience.py", "test_a_hung_database_is_bounded_by_the_rpc_deadline"),
+    "BEARER_TOKEN_MISSING": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
+    "BEARER_TOKEN_INVALID": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
+    "CONCURRENCY_LIMIT_REACHED": (
+        E2E + "test_operability.py",
+        "test_excess_concurrent_rpcs_are_resource_exhausted_at_once",
+    ),
+    "UNHANDLED_EXCEPTION": (
+        E2E + "test_internal_errors.py",
+        "test_unexpected_exception_is_generic_internal_and_the_server_keeps_serving",
+    ),
+}
+
+
+def _function_source(path: str, name: str) -> str:
+    source = (ROOT / path).read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return ast.get_source_segment(source, node) or ""
+    raise AssertionError(f"{path}::{name} does not exist")
+
+
+def test_every_reason_is_reached_by_a_test_or_reserved() -> None:
+    assert set(REACHED_BY) | RESERVED == set(SENT), "a reason without a test that reaches it, or a stale entry"
+    assert not set(REACHED_BY) & RESERVED
+
+
+@pytest.mark.parametrize("reason", sorted(REACHED_BY))
+def test_the_named_test_asserts_the_reason(reason: str) -> None:
+    assert f'"{reason}"' in _function_source(*REACHED_BY[reason])
+
+
+@pytest.mark.parametrize("reason", SENT)
+def test_every_reason_has_a_status_code_and_says_more_than_it(reason: str) -> None:
+    value = ErrorReason.Value(reason)
+    code = status_code(value)
+    assert code is not grpc.StatusCode.OK
+    assert reason != code.name, "a reason that only repeats its status code tells the caller nothing"
+
+
+def test_the_domain_is_the_contract_package() -> None:
+    assert ERROR_DOMAIN == pb.DESCRIPTOR.package == "todo.v1"
+
+
+def test_domain_errors_map_to_enum_values_and_the_client_knows_every_name() -> None:
+    assert set(ERROR_TABLE.values()) <= set(ErrorReason.values())
+    assert set(SENT) <= REASONS
+
+
+def test_the_encoder_cannot_send_a_reason_outside_the_enum() -> None:
+    with pytest.raises(ValueError, match="999"):
+        rich_status(999, "made up")  # type: ignore[arg-type]
