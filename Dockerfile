@@ -6,13 +6,18 @@
 # runtime: the same slim Python with only /app/.venv copied in; no compiler, no
 #          uv, no sources, no tests, no development tools; a numeric non-root user.
 #
-# The base image is pinned by version (3.11.x on Debian bookworm). Pin it by
-# digest as well where the registry can be checked:
+# The base image is the official slim Python, pinned by version (3.11.x on
+# Debian bookworm). Pin it by digest as well where the registry can be checked:
 #   docker buildx imagetools inspect python:3.11.15-slim-bookworm
-# tests/deploy/test_image_steps.py performs the install and start steps below
-# outside Docker; tests/deploy/test_dockerfile.py checks the rest.
+# PYTHON_IMAGE exists for machines that reach no registry: `make image` there
+# passes a stand-in built from Debian's packages (scripts/image-base.sh; see
+# the README's "Container image"). Both stages must use the same base: the
+# virtual environment's interpreter path comes from it.
+# `make image-test` builds this file with podman and checks the image as built
+# (tests/image/); tests/deploy/test_dockerfile.py reads what only the file shows.
+ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
-FROM python:3.11.15-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
@@ -33,7 +38,7 @@ COPY service/ service/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 
-FROM python:3.11.15-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="todo-service" \
       org.opencontainers.image.description="A todo-entry microservice served over gRPC (todo.v1.TodoService)" \
       org.opencontainers.image.licenses="Apache-2.0"

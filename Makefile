@@ -10,17 +10,22 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+GHZ_VERSION := v0.120.0
 # protoc plugins for the Go client (clients/go); protoc itself is grpcio-tools' (uv.lock).
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 TOOLS := $(CURDIR)/.tools
+# Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
+DATA := $(CURDIR)/.data
 UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
+GHZ := $(TOOLS)/bin/ghz
+GRPCUI := $(TOOLS)/bin/grpcui
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 # One directory per pair of plugin versions, so a new pin never runs an old binary.
 PROTOC_PLUGINS := $(TOOLS)/protoc-plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_GO_GRPC_VERSION)
@@ -32,38 +37,59 @@ PY_SOURCES := service clients/python tests scripts benchmarks
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
+# The container image: built with podman from the Dockerfile (scripts/image-build.sh).
+# PYTHON_IMAGE empty: the base is a local stand-in made from Debian's packages
+# (scripts/image-base.sh; no container registry is reachable here). With a registry:
+#   make image PYTHON_IMAGE=python:3.11.15-slim-bookworm
+# One tag per checkout, so that worktrees sharing podman's storage do not race.
+IMAGE ?= localhost/todo-service:$(shell basename "$(CURDIR)" | tr -c 'a-z0-9_.\n-' '-')
+PYTHON_IMAGE ?=
+
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools go-plugins go-example clients-generated-check clients-check ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
+.PHONY: help install tools go-plugins go-example clients-generated-check clients-check ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(UV):
+	@echo "make: installing uv $(UV_VERSION) into .tools/uv (first run only)"
 	$(PYTHON) -m venv $(TOOLS)/uv
 	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV) ## Install the locked Python dependencies into .venv
+ifeq ($(wildcard $(BIN)/python),)
+	@echo "make: installing the locked Python dependencies into $(VENV) (uv sync; first run only, about 25 s)"
+endif
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 
 $(GRPCURL):
+	@echo "make: building grpcurl $(GRPCURL_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 # The Kubernetes-style gRPC health checker, for tests/deploy/test_health_probe.py.
 $(GRPC_HEALTH_PROBE):
+	@echo "make: building grpc-health-probe $(GRPC_HEALTH_PROBE_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
 
 # The MongoDB-wire test server: FerretDB v1.24.2 embedded (see tools/ferretdb).
 $(FERRETDB): $(FERRETDB_SOURCES)
+	@echo "make: building the FerretDB test server into .tools/bin (first run: a few minutes)"
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, protoc Go plugins, the Go example) into .tools
+# The gRPC load tester, for tests/e2e/test_reflection.py (it needs method symbols from reflection).
+$(GHZ):
+	@echo "make: building ghz $(GHZ_VERSION) into .tools/bin (first run only, about 2 min)"
+	GOBIN=$(TOOLS)/bin go install -ldflags "-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
+# protoc plugins for clients/go (scripts/generate-clients.sh).
 $(PROTOC_PLUGINS)/protoc-gen-go:
+	@echo "make: building protoc-gen-go $(PROTOC_GEN_GO_VERSION) into $(PROTOC_PLUGINS) (first run only)"
 	GOBIN=$(PROTOC_PLUGINS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
 $(PROTOC_PLUGINS)/protoc-gen-go-grpc:
+	@echo "make: building protoc-gen-go-grpc $(PROTOC_GEN_GO_GRPC_VERSION) into $(PROTOC_PLUGINS) (first run only)"
 	GOBIN=$(PROTOC_PLUGINS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
 go-plugins: $(PROTOC_PLUGINS)/protoc-gen-go $(PROTOC_PLUGINS)/protoc-gen-go-grpc ## Install the pinned protoc-gen-go and protoc-gen-go-grpc
@@ -76,9 +102,18 @@ $(GO_EXAMPLE): $(GO_EXAMPLE_SOURCES)
 
 go-example: $(GO_EXAMPLE) ## Build the Go example caller (clients/go) into .tools/bin/todo-go-example
 
-# A local MongoDB-wire server for `make run-mongo` (data in .tools/ferretdb-data).
-ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .tools/ferretdb-data)
-	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(TOOLS)/ferretdb-data
+# The gRPC web UI, pinned in tools/grpcui/go.mod (a `tool` directive: `go install
+# grpcui@version` fails because the module proxy refuses grpcui's version list).
+$(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
+	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
+	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
+
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui, protoc Go plugins, the Go example) into .tools
+
+# A local MongoDB-wire server for `make run-mongo`; its data survives `make clean`.
+ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .data/ferretdb)
+	mkdir -p $(DATA)/ferretdb
+	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(DATA)/ferretdb
 
 run-mongo: install ## Serve on MongoDB at TODO_MONGODB_URI (default: the `make ferretdb` server)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
@@ -93,7 +128,7 @@ generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, se
 	./scripts/generate.sh generated
 	TODO_PROTOC_PLUGINS=$(PROTOC_PLUGINS) ./scripts/generate-clients.sh clients
 
-check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint test ## Every check and test
+check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint test image-test ## Every check and test
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -140,13 +175,22 @@ clients-generated-check: install go-plugins ## Fail when clients/go/todo or clie
 
 # Environment for the tests that run installed tools.
 TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
-	TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE)
+	TODO_GHZ=$(GHZ) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE)
 
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
-	$(TEST_TOOLS) $(BIN)/pytest
+	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image
 
 clients-check: install tools ## Only the caller tests: the todo-client wheel in a fresh venv, the Go client (both part of `test`)
 	$(TEST_TOOLS) $(BIN)/pytest tests/client/test_distribution.py tests/client/test_go_client.py
+
+image: ## Build the container image with podman, tagged IMAGE (installs podman; stand-in base unless PYTHON_IMAGE is set)
+	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
+	./scripts/image-build.sh $(IMAGE) "$$base"
+
+image-test: install ## Build the image, then test it as built: configuration, contents, size, a container run (tests/image)
+	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
+	./scripts/image-build.sh $(IMAGE) "$$base"; \
+	TODO_IMAGE=$(IMAGE) TODO_IMAGE_BASE="$$base" $(BIN)/pytest tests/image
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
@@ -154,5 +198,5 @@ bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmar
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
 	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
 
-clean: ## Remove the virtualenv and the installed tools
+clean: ## Remove the virtualenv, the installed tools and caches (keeps .data, the `make ferretdb` store)
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

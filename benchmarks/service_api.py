@@ -18,6 +18,7 @@ When the service's composition root changes, only this file follows it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +26,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import punq
-
 from service.application.page_token import PageTokenCodec
-from service.application.todo_entry import CreateTodo, TodoDraft, TodoEntryService
-from service.container import build_container
+from service.application.todo_entry import CreateTodo, TodoDraft
+from service.bootstrap import App, bootstrap
 from service.domain.repository import Cursor, ListQuery, TodoRepository
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.todo_entry import TodoServicer
@@ -64,10 +63,10 @@ def in_memory_repository() -> Repository:
 class Layers:
     """The service's use cases, servicer and page-token codec, built as the service builds them."""
 
-    def __init__(self, container: punq.Container) -> None:
-        self._todos: TodoEntryService = container.resolve(TodoEntryService)
-        self._codec: PageTokenCodec = container.resolve(PageTokenCodec)
-        self.servicer: Servicer = container.resolve(TodoServicer)
+    def __init__(self, app: App) -> None:
+        self._todos = app.todos
+        self._codec = app.page_tokens
+        self.servicer: Servicer = app.servicer
 
     async def create(self, content: str, tags: Sequence[str], todo_id: str = "") -> EntryRef:
         """CreateTodo through the real use case (validation, clock, ids)."""
@@ -82,14 +81,12 @@ class Layers:
 
 def build_layers(repository: Repository | None = None) -> Layers:
     """The layers from TODO_* in the environment; `repository` replaces the configured one."""
-    settings = Settings.from_env(os.environ)
-    overrides: dict[type[Any], object] = {TodoRepository: repository} if repository is not None else {}
-    return Layers(build_container(settings, overrides=overrides))
+    return Layers(bootstrap(Settings.from_env(os.environ), repository=repository))
 
 
 def serve(repository: Repository) -> int:
     """Run the service as `python -m service` does (settings, logging, loop, lifecycle) around `repository`."""
-    return _service_main(overrides={TodoRepository: repository})
+    return _service_main(functools.partial(bootstrap, repository=repository))
 
 
 def list_filter(

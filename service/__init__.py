@@ -2,5 +2,5 @@
 
 Layers (enforced by import-linter, see pyproject.toml):
     infrastructure -> application -> domain
-The composition root (`service.container`) wires them together at runtime.
+The composition root (`service.bootstrap`) wires them together at runtime.
 """

@@ -1,15 +1,18 @@
-"""Process lifecycle: settings -> container -> server -> wait for a signal -> drain.
+"""Process lifecycle: settings -> App -> server -> wait for a signal -> drain.
+
+`main()` reads the settings (the environment is read there and nowhere
+else), sets up logging and either serves in this process (`run`) or, with
+TODO_WORKERS > 1, leaves it to the supervisor (service/supervisor.py).
 
 Start-up opens things in order; shutdown closes them in reverse (an
 AsyncExitStack). SIGTERM or SIGINT turns every health status NOT_SERVING,
 keeps serving for the drain delay while traffic moves away, stops the server
 with a grace period so in-flight RPCs finish, closes the store, exits 0.
 
-With TODO_WORKERS=N > 1 the process forks N workers before any gRPC object
-exists (nothing here imports gRPC or prometheus_client at module level); they
-share the port through SO_REUSEPORT, each with its own database client. The
-parent forwards SIGTERM/SIGINT, serves the aggregated metrics, and exits 0
-when every worker did.
+Nothing here imports gRPC or prometheus_client at module level: the
+supervisor must fork before they are loaded. Exit status: 0 after a clean
+stop, 1 when the service cannot start (an address in use), 2 on a
+configuration error (one line on stderr).
 """
 
 from __future__ import annotations
@@ -20,68 +23,105 @@ import logging
 import os
 import signal
 import sys
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from service.infrastructure.auth import load_authenticator
 from service.infrastructure.config import ConfigError, Settings
 from service.infrastructure.observability.logs import configure_logging
+from service.infrastructure.startup import StartupError
 
 if TYPE_CHECKING:
+    from service.bootstrap import App
     from service.infrastructure.grpc.server import RunningServer
-    from service.infrastructure.observability.telemetry import Telemetry
 
+MakeApp = Callable[[Settings], "App"]
 _log = logging.getLogger("service")
 
 
-def telemetry_from_env(environ: Mapping[str, str]) -> Telemetry:
-    """Fresh metrics, and a tracer provider when the OTEL_* variables ask for one."""
-    from service.infrastructure.observability.telemetry import Telemetry  # noqa: PLC0415 (see module doc)
-    from service.infrastructure.observability.tracing import tracer_provider_from_env  # noqa: PLC0415
+def main(make_app: MakeApp | None = None) -> int:
+    """Entry point of `python -m service`; returns the exit status.
 
-    return Telemetry(tracer_provider=tracer_provider_from_env(environ))
-
-
-async def serve(
-    settings: Settings,
-    stop: asyncio.Event | None = None,
-    overrides: Mapping[type[Any], object] | None = None,
-    telemetry: Telemetry | None = None,
-    serve_metrics: bool = True,
-) -> None:
-    """Run the service until `stop` is set (by default: until SIGTERM or SIGINT).
-
-    `overrides` replaces registrations of the container (see build_container).
+    `make_app` builds the App from the settings (default: `bootstrap`); test and
+    benchmark servers pass `functools.partial(bootstrap, repository=...)`.
     """
-    from service.container import build_container  # noqa: PLC0415 (see module doc)
-    from service.infrastructure.grpc.server import start_server  # noqa: PLC0415
+    try:
+        settings = Settings.from_env(os.environ)
+        load_authenticator(settings.auth_tokens_file)  # checked once, before any worker starts
+    except ConfigError as error:
+        return configuration_error(error)
+    configure_logging(settings.log_level_number, settings.log_format)
+    if settings.workers > 1:
+        from service.supervisor import supervise  # noqa: PLC0415 (see module doc)
+
+        return supervise(settings, make_app)
+    return run(settings, make_app)
+
+
+def configuration_error(error: ConfigError) -> int:
+    print(f"todo-service: configuration error: {error}", file=sys.stderr)
+    return 2
+
+
+def run(settings: Settings, make_app: MakeApp | None = None, *, serve_metrics: bool = True) -> int:
+    """Build the App inside the chosen event loop and serve it until SIGTERM or SIGINT; the exit status."""
+
+    async def build_and_serve() -> None:
+        if make_app is None:
+            from service.bootstrap import bootstrap  # noqa: PLC0415 (see module doc)
+
+            app = bootstrap(settings)
+        else:
+            app = make_app(settings)
+        await serve(app, serve_metrics=serve_metrics)
+
+    try:
+        if settings.event_loop == "uvloop":
+            import uvloop  # noqa: PLC0415 (only when chosen)
+
+            uvloop.run(build_and_serve())
+        else:
+            asyncio.run(build_and_serve())
+    except ConfigError as error:
+        return configuration_error(error)
+    except StartupError as error:
+        _log.error("%s", error)
+        return 1
+    return 0
+
+
+async def serve(app: App, *, serve_metrics: bool = True) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then drain and close everything it opened.
+
+    `serve_metrics=False`: a worker of several, whose metrics the supervisor serves.
+    """
+    from service.infrastructure.grpc.server import start_server  # noqa: PLC0415 (see module doc)
     from service.infrastructure.observability.metrics import MetricsEndpoint  # noqa: PLC0415
-    from service.infrastructure.observability.telemetry import Telemetry  # noqa: PLC0415
-    from service.infrastructure.persistence.store import Store  # noqa: PLC0415
     from service.infrastructure.readiness import watch_readiness  # noqa: PLC0415
 
-    stop = stop or asyncio.Event()
+    settings = app.settings
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    telemetry = telemetry or Telemetry()
-    container = build_container(settings, overrides, telemetry)
-    store: Store = container.resolve(Store)
-    database_up = telemetry.metrics.database_up
+    database_up = app.telemetry.metrics.database_up
+    metrics_url = "off"
     async with AsyncExitStack() as stack:
-        stack.callback(telemetry.shutdown)  # flush spans last
-        stack.push_async_callback(store.close)
+        stack.push_async_callback(app.close)  # the store, then the spans: last
         if settings.metrics_address and serve_metrics:
-            endpoint = MetricsEndpoint(settings.metrics_address, telemetry.metrics.registry)
+            endpoint = MetricsEndpoint(settings.metrics_address, app.telemetry.metrics.registry)
             stack.callback(endpoint.close)
-            _log.info("metrics on http://%s/metrics", _with_port(settings.metrics_address, endpoint.port))
-        running = await start_server(container, settings.grpc_address)
+            metrics_url = f"http://{_with_port(settings.metrics_address, endpoint.port)}/metrics"
+            _log.info("metrics on %s", metrics_url)
+        elif settings.metrics_address:
+            metrics_url = f"http://{settings.metrics_address}/metrics (served by the supervisor)"
+        running = await start_server(app.servicer, settings)
         stack.push_async_callback(_drain, running, settings.shutdown_drain_seconds, settings.shutdown_grace_seconds)
         _log.info(
-            "serving todo.v1.TodoService on %s with the %s",
+            "serving todo.v1.TodoService on %s (%s)",
             _with_port(settings.grpc_address, running.port),
-            store.description,
+            startup_summary(app, metrics_url),
         )
 
         async def report(ready: bool) -> None:
@@ -89,11 +129,29 @@ async def serve(
             await running.set_serving(ready)
 
         monitor = asyncio.create_task(
-            watch_readiness(store, report, settings.health_interval_seconds), name="readiness"
+            watch_readiness(app.store, report, settings.health_interval_seconds), name="readiness"
         )
         stack.push_async_callback(_cancel, monitor)  # stopped first
         await stop.wait()
     _log.info("stopped")
+
+
+def startup_summary(app: App, metrics_url: str) -> str:
+    """What is on, for the start-up line: store and driver, TLS, tokens, reflection, tracing, metrics, workers."""
+    settings = app.settings
+    tls = "off" if settings.tls is None else ("mTLS" if settings.tls.client_ca_file else "on")
+    return "; ".join(
+        (
+            f"store: {app.store.description}",
+            f"TLS: {tls}",
+            f"tokens: {'required' if settings.auth_tokens_file else 'off'}",
+            f"reflection: {'on' if settings.reflection else 'off'}",
+            f"tracing: {', '.join(settings.tracing.exporters) or 'off'}",
+            f"metrics: {metrics_url}",
+            f"workers: {settings.workers}",
+            f"event loop: {settings.event_loop}",
+        )
+    )
 
 
 def _with_port(address: str, port: int) -> str:
@@ -113,113 +171,3 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _run_worker(settings: Settings, overrides: Mapping[type[Any], object] | None, serve_metrics: bool = True) -> int:
-    try:
-        telemetry = telemetry_from_env(os.environ)
-    except ConfigError as error:
-        print(f"todo-service: configuration error: {error}", file=sys.stderr)
-        return 2
-    running = serve(settings, overrides=overrides, telemetry=telemetry, serve_metrics=serve_metrics)
-    try:
-        if settings.event_loop == "uvloop":
-            import uvloop  # noqa: PLC0415 (only when chosen)
-
-            uvloop.run(running)
-        else:
-            asyncio.run(running)
-    except RuntimeError as error:
-        if str(error).startswith("cannot listen on"):
-            _log.error("%s", error)
-            return 1
-        raise
-    return 0
-
-
-class _Supervisor:
-    """The parent of TODO_WORKERS worker processes."""
-
-    def __init__(self, settings: Settings, overrides: Mapping[type[Any], object] | None) -> None:
-        self.settings = settings
-        self.overrides = overrides
-        self.children: dict[int, int] = {}
-        self.stopping = False
-
-    def forward(self, signum: int, _frame: object = None) -> None:
-        self.stopping = True
-        for pid in self.children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    def fork_workers(self) -> None:
-        signal.signal(signal.SIGTERM, self.forward)
-        signal.signal(signal.SIGINT, self.forward)
-        for index in range(self.settings.workers):
-            pid = os.fork()
-            if pid == 0:  # the worker: runs the service, never returns
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = 1
-                try:
-                    code = _run_worker(self.settings, self.overrides, serve_metrics=False)
-                finally:
-                    logging.shutdown()
-                    os._exit(code)
-            self.children[pid] = index
-        _log.info("started %d workers: %s", self.settings.workers, sorted(self.children))
-
-    def wait_all(self, on_exit: Callable[[int], None]) -> int:
-        """Wait for every worker; one that fails stops the rest. 0 when all exited 0."""
-        status = 0
-        while self.children:
-            pid, wait_status = os.wait()
-            code = os.waitstatus_to_exitcode(wait_status)
-            index = self.children.pop(pid, -1)
-            on_exit(pid)
-            if code != 0:
-                status = 1
-                _log.error("worker %d (pid %d) exited with %d", index, pid, code)
-                if not self.stopping:  # let the orchestrator restart the whole pod
-                    self.forward(signal.SIGTERM)
-        return status
-
-
-def _supervise(settings: Settings, overrides: Mapping[type[Any], object] | None) -> int:
-    """Fork the workers, forward signals, serve aggregated metrics, collect exit codes."""
-    if "grpc" in sys.modules or "prometheus_client" in sys.modules:
-        raise RuntimeError("workers must fork before gRPC or prometheus_client is imported")
-    metrics_dir = None
-    if settings.metrics_address:
-        metrics_dir = tempfile.TemporaryDirectory(prefix="todo-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
-    supervisor = _Supervisor(settings, overrides)
-    supervisor.fork_workers()
-    if metrics_dir is None:
-        status = supervisor.wait_all(lambda _pid: None)
-    else:
-        from prometheus_client import multiprocess  # noqa: PLC0415 (after the fork, see module doc)
-
-        from service.infrastructure.observability.metrics import MetricsEndpoint  # noqa: PLC0415
-
-        endpoint = MetricsEndpoint(settings.metrics_address)  # aggregates the workers' files
-        try:
-            status = supervisor.wait_all(multiprocess.mark_process_dead)
-        finally:
-            endpoint.close()
-            metrics_dir.cleanup()
-    _log.info("all workers stopped")
-    return status
-
-
-def main(overrides: Mapping[type[Any], object] | None = None) -> int:
-    """Entry point of `python -m service`; returns the exit status."""
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as error:
-        print(f"todo-service: configuration error: {error}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level_number, settings.log_format)
-    if settings.workers > 1:
-        return _supervise(settings, overrides)
-    return _run_worker(settings, overrides)

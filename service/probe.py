@@ -1,23 +1,21 @@
 """`python -m service.probe [ADDRESS] [SERVICE]`: a gRPC health check from the command line.
 
-Exit 0 when grpc.health.v1.Health/Check answers SERVING, 1 otherwise. Used by
-the container image's HEALTHCHECK, where no grpc-health-probe binary exists.
-ADDRESS defaults to 127.0.0.1 and the port of TODO_GRPC_ADDRESS; SERVICE to
-"" (the whole server).
+Exit 0 when grpc.health.v1.Health/Check answers SERVING, 1 otherwise, 2 on a
+usage error. Used by the container image's HEALTHCHECK, where no
+grpc-health-probe binary exists. ADDRESS defaults to 127.0.0.1 and the port
+of TODO_GRPC_ADDRESS; SERVICE to "" (the whole server).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-
-def default_address() -> str:
-    port = os.environ.get("TODO_GRPC_ADDRESS", "0.0.0.0:50051").rsplit(":", 1)[-1]
-    return f"127.0.0.1:{port}"
+from service.infrastructure.config import ConfigError, local_health_address
 
 
 def check(address: str, service: str = "", timeout: float = 3.0) -> bool:
@@ -34,10 +32,32 @@ def check(address: str, service: str = "", timeout: float = 3.0) -> bool:
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def parser() -> argparse.ArgumentParser:
+    command = argparse.ArgumentParser(
+        prog="python -m service.probe",
+        description="Ask a todo service for its gRPC health (grpc.health.v1). "
+        "Exit 0 when SERVING, 1 otherwise, 2 on a usage error.",
+    )
+    command.add_argument(
+        "address", nargs="?", help="HOST:PORT to ask (default: 127.0.0.1 and the port of TODO_GRPC_ADDRESS)"
+    )
+    command.add_argument(
+        "service", nargs="?", default="", help='health service name: "" (default), liveness or readiness'
+    )
+    command.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default: 3)")
+    return command
+
+
 def main(argv: list[str]) -> int:
-    address = argv[1] if len(argv) > 1 else default_address()
-    service = argv[2] if len(argv) > 2 else ""
-    return 0 if check(address, service) else 1
+    command = parser()
+    args = command.parse_args(argv[1:])
+    address = args.address
+    if address is None:
+        try:
+            address = local_health_address(os.environ)
+        except ConfigError as error:
+            command.error(str(error))
+    return 0 if check(address, args.service, args.timeout) else 1
 
 
 if __name__ == "__main__":

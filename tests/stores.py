@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from service.container import build_container
-from service.infrastructure.config import Settings
+from service.bootstrap import bootstrap
+from service.infrastructure.config import Driver, MongoSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from service.infrastructure.persistence.mongo.client import Driver, MongoSettings, MongoStore
-from service.infrastructure.persistence.store import Store
+from service.infrastructure.persistence.mongo.store import MongoStore
 from tests.mongo_server import MongoServer
 
 STORE_KINDS = ["memory", "mongo-motor", "mongo-pymongo"]
@@ -57,11 +56,10 @@ async def ready(store: object) -> None:
 async def serving(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
     """A started, ready server on a fresh store of `kind`, on a loopback port."""
     settings = settings_for(kind, request)
-    container = build_container(settings)
-    store: Store = container.resolve(Store)
-    async with cleaned_up(settings, store):
-        await ready(store)
-        running = await start_server(container, settings.grpc_address)
+    app = bootstrap(settings)
+    async with cleaned_up(settings, app.store):
+        await ready(app.store)
+        running = await start_server(app.servicer, settings)
         await running.set_serving(True)
         yield running
         await running.stop(0.5)

@@ -22,6 +22,8 @@ MAX_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 256
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MUTABLE_FIELDS = ("content", "tags", "done")
+# More paths than this is one violation, found before looking at any path.
+MAX_MASK_PATHS = 16
 # Attempts of a read-compare-write cycle for a change the caller did not make
 # conditional (no etag): a concurrent writer makes us read again, not fail.
 UNCONDITIONAL_ATTEMPTS = 5
@@ -93,7 +95,7 @@ class TodoEntryService:
         entry_id = ""
         if command.todo_id:
             try:
-                entry_id = validate_client_id(command.todo_id, "todo_id")
+                entry_id = validate_client_id(command.todo_id)
             except ValidationError as error:
                 violations.extend(error.violations)
         if command.request_id and REQUEST_ID_PATTERN.fullmatch(command.request_id) is None:
@@ -124,7 +126,7 @@ class TodoEntryService:
             violations.append(FieldViolation("search", f"must be at most {MAX_SEARCH_LENGTH} characters"))
         tags: frozenset[str] = frozenset()
         try:
-            tags = normalize_tags(command.tags, "tags")
+            tags = normalize_tags(command.tags)
         except ValidationError as error:
             violations.extend(error.violations)
         fingerprint = PageTokenCodec.fingerprint(command.search, tags, command.done)
@@ -154,6 +156,8 @@ class TodoEntryService:
         except ValidationError as error:
             violations.extend(error.violations)
         fields: set[str] = set()
+        if len(command.paths) > MAX_MASK_PATHS:
+            raise ValidationError.single("update_mask.paths", f"must name at most {MAX_MASK_PATHS} paths")
         for index, path in enumerate(command.paths):
             if path == "*":
                 fields.update(MUTABLE_FIELDS)

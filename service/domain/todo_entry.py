@@ -9,7 +9,7 @@ never repeats an old etag).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -18,6 +18,12 @@ from service.domain.errors import ConcurrentModificationError, FieldViolation, V
 MAX_CONTENT_LENGTH = 4096
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
+# Bounds checked before any per-element work, so that no request can make the
+# service loop over (or report on) more than this many values: tag values a
+# request may carry before normalisation (duplicates and case collapse, so a
+# few more than MAX_TAGS are fine), and characters of one raw tag.
+MAX_RAW_TAGS = 256
+MAX_RAW_TAG_LENGTH = 1024
 TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:/-]*")
 TAG_RULE = f"1 to {MAX_TAG_LENGTH} characters of [a-z0-9] followed by [a-z0-9._:/-]"
 MAX_ID_LENGTH = 128
@@ -27,13 +33,13 @@ CLIENT_ID_RULE = (
 )
 
 
-def normalize_content(raw: str, field: str = "content") -> str:
-    """Trimmed content, or a ValidationError naming `field`."""
+def normalize_content(raw: str) -> str:
+    """Trimmed content, or a ValidationError naming `content`."""
     content = raw.strip()
     if not content:
-        raise ValidationError.single(field, "must not be empty")
+        raise ValidationError.single("content", "must not be empty")
     if len(content) > MAX_CONTENT_LENGTH:
-        raise ValidationError.single(field, f"must be at most {MAX_CONTENT_LENGTH} characters")
+        raise ValidationError.single("content", f"must be at most {MAX_CONTENT_LENGTH} characters")
     return content
 
 
@@ -47,37 +53,49 @@ def _tag_problem(tag: str) -> str | None:
     return None
 
 
-def normalize_tag(raw: str, field: str = "tag") -> str:
-    """A trimmed, lower-cased tag, or a ValidationError naming `field`."""
+def normalize_tag(raw: str) -> str:
+    """A trimmed, lower-cased tag, or a ValidationError naming `tag`."""
+    if len(raw) > MAX_RAW_TAG_LENGTH:
+        raise ValidationError.single("tag", f"must be at most {MAX_TAG_LENGTH} characters")
     tag = raw.strip().lower()
     problem = _tag_problem(tag)
     if problem is not None:
-        raise ValidationError.single(field, problem)
+        raise ValidationError.single("tag", problem)
     return tag
 
 
-def normalize_tags(raw: Iterable[str], field: str = "tags", limit: int | None = MAX_TAGS) -> frozenset[str]:
-    """A set of normalised tags; every bad tag is reported as `field[i]`."""
+def normalize_tags(raw: Sequence[str]) -> frozenset[str]:
+    """A set of at most MAX_TAGS normalised tags; every bad tag is reported as `tags[i]`.
+
+    More than MAX_RAW_TAGS values is one violation, found before looking at any.
+    """
+    if len(raw) > MAX_RAW_TAGS:
+        raise ValidationError.single(
+            "tags", f"must hold at most {MAX_TAGS} distinct tags; more than {MAX_RAW_TAGS} values were sent"
+        )
     tags: set[str] = set()
     violations: list[FieldViolation] = []
     for index, item in enumerate(raw):
+        if len(item) > MAX_RAW_TAG_LENGTH:
+            violations.append(FieldViolation(f"tags[{index}]", f"must be at most {MAX_TAG_LENGTH} characters"))
+            continue
         tag = item.strip().lower()
         problem = _tag_problem(tag)
         if problem is None:
             tags.add(tag)
         else:
-            violations.append(FieldViolation(f"{field}[{index}]", problem))
-    if limit is not None and len(tags) > limit:
-        violations.append(FieldViolation(field, f"must hold at most {limit} distinct tags"))
+            violations.append(FieldViolation(f"tags[{index}]", problem))
+    if len(tags) > MAX_TAGS:
+        violations.append(FieldViolation("tags", f"must hold at most {MAX_TAGS} distinct tags"))
     if violations:
         raise ValidationError(violations)
     return frozenset(tags)
 
 
-def validate_client_id(entry_id: str, field: str = "todo_id") -> str:
-    """A client-chosen id, checked against the documented pattern."""
+def validate_client_id(entry_id: str) -> str:
+    """A client-chosen id (`todo_id`), checked against the documented pattern."""
     if CLIENT_ID_PATTERN.fullmatch(entry_id) is None:
-        raise ValidationError.single(field, f"must be {CLIENT_ID_RULE}")
+        raise ValidationError.single("todo_id", f"must be {CLIENT_ID_RULE}")
     return entry_id
 
 
@@ -127,7 +145,7 @@ class TodoEntry:
         cls,
         entry_id: str,
         content: str,
-        tags: Iterable[str],
+        tags: Sequence[str],
         done: bool,
         now: datetime,
     ) -> TodoEntry:
@@ -171,7 +189,7 @@ class TodoEntry:
         now: datetime,
         *,
         content: str | None = None,
-        tags: Iterable[str] | None = None,
+        tags: Sequence[str] | None = None,
         done: bool | None = None,
     ) -> TodoEntry:
         """The entry with the given fields replaced; `self` when nothing changes."""

@@ -19,6 +19,8 @@ import os
 import time
 from collections.abc import Iterable
 
+from service.infrastructure.config import ConfigError
+
 _log = logging.getLogger(__name__)
 RECHECK_SECONDS = 5.0
 
@@ -59,6 +61,16 @@ def token_digests(path: str) -> tuple[bytes, ...]:
     if not digests:
         raise TokenFileError(f"the tokens file {path!r} holds no token")
     return tuple(digests)
+
+
+def load_authenticator(path: str | None) -> TokenAuthenticator | None:
+    """The authenticator of TODO_AUTH_TOKENS_FILE (None: no authentication); ConfigError when unusable."""
+    if path is None:
+        return None
+    try:
+        return TokenAuthenticator(path)
+    except (OSError, TokenFileError) as error:
+        raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
 
 
 class TokenAuthenticator:

@@ -1,8 +1,11 @@
 """Typed settings, read from the environment and validated at start-up.
 
-Every variable is documented in the README's configuration table. A bad value
-raises ConfigError, which `python -m service` reports in one line before
-exiting with status 2.
+`Settings.from_env` is the one place the process reads its environment (the
+TODO_* variables and the OTEL_* tracing switch). It checks every variable and
+reports every bad one at once, in one ConfigError, which `python -m service`
+prints in one line before exiting with status 2. Every variable is documented
+in the README's configuration table. This module is the bottom of the
+infrastructure: it imports no adapter.
 """
 
 from __future__ import annotations
@@ -11,32 +14,29 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import cast
-from urllib.parse import urlsplit
+from typing import Literal, cast
+from urllib.parse import unquote, urlsplit
 
-from pymongo.errors import ConfigurationError, InvalidURI
-from pymongo.uri_parser import parse_uri
-
-from service.infrastructure.auth import TokenFileError, token_digests
-from service.infrastructure.persistence.mongo.client import Driver, MongoSettings
+from service.infrastructure.config_reader import ConfigError as ConfigError  # noqa: PLC0414 (re-exported for callers)
+from service.infrastructure.config_reader import EnvReader, address, boolean, one_of
 
 DEFAULT_GRPC_ADDRESS = "0.0.0.0:50051"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 # Signs page tokens. Set TODO_PAGE_TOKEN_SECRET in production so that clients
 # cannot forge tokens; every replica must share the same value.
 DEFAULT_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (documented default)
+DEFAULT_DATABASE = "todo"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
 EVENT_LOOPS = ("asyncio", "uvloop")
 MIB = 1024 * 1024
 MONGODB_DRIVERS = ("motor", "pymongo")
+TRACE_EXPORTERS = ("otlp", "console", "none")
 DEFAULT_HEALTH_INTERVAL_SECONDS = 2.0
 
-_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
+Driver = Literal["motor", "pymongo"]
 
-
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed."""
+_DATABASE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,10 @@ class ServerSettings:
 
     max_receive_message_bytes: int = 4 * MIB
     max_send_message_bytes: int = 4 * MIB
-    max_concurrent_rpcs: int = 0  # 0: no limit
+    # todo.v1.TodoService calls in progress at once (health is never counted); 0: no limit.
+    max_concurrent_rpcs: int = 128
+    # Outbound calls of an RPC without a deadline are bounded as if it had this one.
+    max_rpc_seconds: float = 30.0
     keepalive_time_seconds: float = 60.0
     keepalive_timeout_seconds: float = 20.0
     max_connection_age_seconds: float = 300.0  # 0: connections live forever
@@ -59,6 +62,32 @@ class TlsSettings:
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MongoSettings:
+    """Where the MongoDB store lives and how long its calls may take."""
+
+    uri: str
+    database: str = DEFAULT_DATABASE
+    driver: Driver = "motor"
+    operation_timeout_seconds: float = 5.0
+    server_selection_timeout_seconds: float = 2.0
+    connect_timeout_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """OpenTelemetry traces, from the standard OTEL_* variables; no exporter: tracing off.
+
+    Only whether and where spans go is read here; the OTLP exporter's transport
+    options (OTEL_EXPORTER_OTLP_HEADERS, _CERTIFICATE, _TIMEOUT, ...) and
+    OTEL_RESOURCE_ATTRIBUTES are applied by the OpenTelemetry SDK itself.
+    """
+
+    exporters: tuple[str, ...] = ()  # "otlp", "console"
+    service_name: str = "todo-service"
+    otlp_endpoint: str | None = None  # None: the SDK's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,191 +110,153 @@ class Settings:
     auth_tokens_file: str | None = None
     reflection: bool = True
     event_loop: str = "uvloop"
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    # Never read from the environment: the supervisor sets it for its workers
+    # (prometheus_client's multiprocess mode, see observability/metrics.py).
+    metrics_multiprocess_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        metrics = _raw(environ, "TODO_METRICS_ADDRESS")
-        workers = _integer(environ, "TODO_WORKERS", 1, minimum=1, maximum=64)
-        grpc_address = _address(environ, "TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS)
+        env = EnvReader(environ)
+        workers = env.integer("TODO_WORKERS", 1, minimum=1, maximum=64)
+        grpc_address = env.read("TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS, address)
         if workers > 1 and grpc_address.endswith(":0"):
-            raise ConfigError("TODO_WORKERS > 1 needs a fixed port in TODO_GRPC_ADDRESS (the workers share it)")
-        if workers > 1 and _raw(environ, "TODO_MONGODB_URI") is None:
-            raise ConfigError("TODO_WORKERS > 1 needs TODO_MONGODB_URI: each worker would keep its own in-memory store")
-        auth_tokens_file = _readable_file(environ, "TODO_AUTH_TOKENS_FILE")
-        if auth_tokens_file is not None:
-            try:
-                token_digests(auth_tokens_file)
-            except TokenFileError as error:
-                raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
-        return cls(
+            env.fail("TODO_WORKERS > 1 needs a fixed port in TODO_GRPC_ADDRESS (the workers share it)")
+        if workers > 1 and env.raw("TODO_MONGODB_URI") is None:
+            env.fail("TODO_WORKERS > 1 needs TODO_MONGODB_URI: each worker would keep its own in-memory store")
+        auth_tokens_file = env.file("TODO_AUTH_TOKENS_FILE")
+        settings = cls(
             # uvloop measured 8-19% faster here (benchmarks/results); asyncio stays selectable.
-            event_loop=_choice(environ, "TODO_EVENT_LOOP", "uvloop", EVENT_LOOPS, upper=False),
-            tls=_tls(environ),
+            event_loop=env.choice("TODO_EVENT_LOOP", "uvloop", EVENT_LOOPS),
+            tls=_tls(env),
             auth_tokens_file=auth_tokens_file,
             # Reflection describes the whole API to anyone who can connect:
             # on by default without authentication, off by default with it.
-            reflection=_boolean(environ, "TODO_REFLECTION", default=auth_tokens_file is None),
-            log_format=_choice(environ, "TODO_LOG_FORMAT", "json", LOG_FORMATS, upper=False),
-            metrics_address=_address(environ, "TODO_METRICS_ADDRESS", "") if metrics else "",
-            shutdown_drain_seconds=_seconds(environ, "TODO_SHUTDOWN_DRAIN_SECONDS", 0.0),
+            reflection=env.read("TODO_REFLECTION", auth_tokens_file is None, boolean),
+            log_format=env.choice("TODO_LOG_FORMAT", "json", LOG_FORMATS),
+            metrics_address=env.read("TODO_METRICS_ADDRESS", "", address),
+            shutdown_drain_seconds=env.seconds("TODO_SHUTDOWN_DRAIN_SECONDS", 0.0),
             server=ServerSettings(
-                max_receive_message_bytes=_integer(
-                    environ, "TODO_MAX_RECEIVE_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
+                max_receive_message_bytes=env.integer(
+                    "TODO_MAX_RECEIVE_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
                 ),
-                max_send_message_bytes=_integer(
-                    environ, "TODO_MAX_SEND_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
+                max_send_message_bytes=env.integer(
+                    "TODO_MAX_SEND_MESSAGE_BYTES", 4 * MIB, minimum=1024, maximum=1024 * MIB
                 ),
-                max_concurrent_rpcs=_integer(environ, "TODO_MAX_CONCURRENT_RPCS", 0, minimum=0, maximum=1_000_000),
-                keepalive_time_seconds=_seconds(environ, "TODO_KEEPALIVE_TIME_SECONDS", 60.0, minimum=1.0),
-                keepalive_timeout_seconds=_seconds(environ, "TODO_KEEPALIVE_TIMEOUT_SECONDS", 20.0, minimum=1.0),
-                max_connection_age_seconds=_seconds(environ, "TODO_MAX_CONNECTION_AGE_SECONDS", 300.0, maximum=86400),
-                max_connection_age_grace_seconds=_seconds(
-                    environ, "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS", 30.0, maximum=86400
+                max_concurrent_rpcs=env.integer("TODO_MAX_CONCURRENT_RPCS", 128, minimum=0, maximum=1_000_000),
+                max_rpc_seconds=env.seconds("TODO_MAX_RPC_SECONDS", 30.0, minimum=0.1, maximum=3600.0),
+                keepalive_time_seconds=env.seconds("TODO_KEEPALIVE_TIME_SECONDS", 60.0, minimum=1.0),
+                keepalive_timeout_seconds=env.seconds("TODO_KEEPALIVE_TIMEOUT_SECONDS", 20.0, minimum=1.0),
+                max_connection_age_seconds=env.seconds("TODO_MAX_CONNECTION_AGE_SECONDS", 300.0, maximum=86400),
+                max_connection_age_grace_seconds=env.seconds(
+                    "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS", 30.0, maximum=86400
                 ),
             ),
             workers=workers,
-            mongodb=_mongodb(environ),
-            health_interval_seconds=_seconds(
-                environ, "TODO_HEALTH_CHECK_INTERVAL_SECONDS", DEFAULT_HEALTH_INTERVAL_SECONDS, minimum=0.05
+            mongodb=_mongodb(env),
+            health_interval_seconds=env.seconds(
+                "TODO_HEALTH_CHECK_INTERVAL_SECONDS", DEFAULT_HEALTH_INTERVAL_SECONDS, minimum=0.05
             ),
             grpc_address=grpc_address,
-            log_level=_choice(environ, "TODO_LOG_LEVEL", "INFO", LOG_LEVELS),
-            shutdown_grace_seconds=_seconds(environ, "TODO_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
-            page_token_secret=_non_empty(environ, "TODO_PAGE_TOKEN_SECRET", DEFAULT_PAGE_TOKEN_SECRET),
+            log_level=env.read("TODO_LOG_LEVEL", "INFO", lambda value: one_of(value.upper(), LOG_LEVELS)),
+            shutdown_grace_seconds=env.seconds("TODO_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
+            page_token_secret=env.raw("TODO_PAGE_TOKEN_SECRET") or DEFAULT_PAGE_TOKEN_SECRET,
+            tracing=_tracing(env),
         )
+        env.finish()
+        return settings
 
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]
 
 
-def _raw(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    if value is None or value.strip() == "":
+def _tls(env: EnvReader) -> TlsSettings | None:
+    cert, key = env.file("TODO_TLS_CERT_FILE"), env.file("TODO_TLS_KEY_FILE")
+    client_ca = env.file("TODO_TLS_CLIENT_CA_FILE")
+    if env.raw("TODO_TLS_CERT_FILE") is None and env.raw("TODO_TLS_KEY_FILE") is None:
+        if env.raw("TODO_TLS_CLIENT_CA_FILE") is not None:
+            env.fail("TODO_TLS_CLIENT_CA_FILE needs TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE")
         return None
-    return value.strip()
-
-
-def _address(environ: Mapping[str, str], name: str, default: str) -> str:
-    value = _raw(environ, name) or default
-    match = _ADDRESS.fullmatch(value)
-    if match is None or int(match["port"]) > 65535:
-        raise ConfigError(f"{name}={value!r} is not a HOST:PORT address (port 0-65535)")
-    return value
-
-
-def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...], upper: bool = True) -> str:
-    value = _raw(environ, name) or default
-    value = value.upper() if upper else value.lower()
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
-    return value
-
-
-def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    value = _raw(environ, name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a whole number") from None
-    if not minimum <= number <= maximum:
-        raise ConfigError(f"{name}={value!r} must be between {minimum} and {maximum}")
-    return number
-
-
-def _seconds(
-    environ: Mapping[str, str], name: str, default: float, minimum: float = 0.0, maximum: float = 3600.0
-) -> float:
-    value = _raw(environ, name)
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number of seconds") from None
-    if not minimum <= seconds <= maximum:
-        raise ConfigError(f"{name}={value!r} must be between {minimum:g} and {maximum:g} seconds")
-    return seconds
-
-
-def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    value = _raw(environ, name)
-    if value is None:
-        return default
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name}={value!r} must be true or false")
-
-
-def _readable_file(environ: Mapping[str, str], name: str) -> str | None:
-    path = _raw(environ, name)
-    if path is None:
-        return None
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as error:
-        raise ConfigError(f"{name}={path!r} cannot be read: {error.strerror}") from None
-    return path
-
-
-def _tls(environ: Mapping[str, str]) -> TlsSettings | None:
-    cert = _readable_file(environ, "TODO_TLS_CERT_FILE")
-    key = _readable_file(environ, "TODO_TLS_KEY_FILE")
-    client_ca = _readable_file(environ, "TODO_TLS_CLIENT_CA_FILE")
-    if cert is None and key is None:
-        if client_ca is not None:
-            raise ConfigError("TODO_TLS_CLIENT_CA_FILE needs TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE")
-        return None
+    if env.raw("TODO_TLS_CERT_FILE") is None or env.raw("TODO_TLS_KEY_FILE") is None:
+        env.fail("TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE go together: set both or neither")
     if cert is None or key is None:
-        raise ConfigError("TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE go together: set both or neither")
+        return None
     return TlsSettings(cert_file=cert, key_file=key, client_ca_file=client_ca)
 
 
-def _mongodb(environ: Mapping[str, str]) -> MongoSettings | None:
-    uri = _raw(environ, "TODO_MONGODB_URI")
+def _mongodb(env: EnvReader) -> MongoSettings | None:
+    uri = env.raw("TODO_MONGODB_URI")
     if uri is None:
         return None
-    _check_uri(uri)
-    database = _raw(environ, "TODO_MONGODB_DATABASE") or "todo"
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", database):
-        raise ConfigError(f"TODO_MONGODB_DATABASE={database!r} must be 1-63 characters of [A-Za-z0-9_-]")
+    # The message never repeats the URI: it may hold a password.
+    in_uri = env.read("TODO_MONGODB_URI", None, _database_in_uri, show_value=False)
+    database = env.read("TODO_MONGODB_DATABASE", in_uri or DEFAULT_DATABASE, _database)
     return MongoSettings(
         uri=uri,
         database=database,
-        driver=cast(Driver, _choice(environ, "TODO_MONGODB_DRIVER", "motor", MONGODB_DRIVERS, upper=False)),
-        operation_timeout_seconds=_seconds(environ, "TODO_MONGODB_TIMEOUT_SECONDS", 5.0, minimum=0.01),
-        server_selection_timeout_seconds=_seconds(
-            environ, "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS", 2.0, minimum=0.01
+        driver=cast(Driver, env.choice("TODO_MONGODB_DRIVER", "motor", MONGODB_DRIVERS)),
+        operation_timeout_seconds=env.seconds("TODO_MONGODB_TIMEOUT_SECONDS", 5.0, minimum=0.01),
+        server_selection_timeout_seconds=env.seconds(
+            "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS", 2.0, minimum=0.01
         ),
-        connect_timeout_seconds=_seconds(environ, "TODO_MONGODB_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.01),
+        connect_timeout_seconds=env.seconds("TODO_MONGODB_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.01),
     )
 
 
-def _check_uri(uri: str) -> None:
-    """Reject a malformed URI at start-up, without any network access.
+def _database(name: str) -> str:
+    if not _DATABASE.fullmatch(name):
+        raise ConfigError("must be 1-63 characters of [A-Za-z0-9_-]")
+    return name
 
-    The message never repeats the URI: it may hold a password.
-    """
+
+def _database_in_uri(uri: str) -> str | None:
+    """Check the URI without any network access; the database it names, if any."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme == "mongodb+srv":
         # Full parsing would look the SRV record up; check the shape only.
-        if not urlsplit(uri).hostname:
-            raise ConfigError("TODO_MONGODB_URI is not a valid mongodb+srv:// URI (no host)")
-        return
-    try:
-        parse_uri(uri)
-    except (InvalidURI, ConfigurationError, ValueError) as error:
-        raise ConfigError(f"TODO_MONGODB_URI is not a valid MongoDB URI: {_without_uri(str(error), uri)}") from None
+        parts = urlsplit(uri)
+        if not parts.hostname:
+            raise ConfigError("is not a valid mongodb+srv:// URI (no host)")
+        database: str | None = unquote(parts.path.lstrip("/")) or None
+    else:
+        from pymongo.errors import ConfigurationError, InvalidURI  # noqa: PLC0415 (only with a URI)
+        from pymongo.uri_parser import parse_uri  # noqa: PLC0415
+
+        try:
+            database = parse_uri(uri)["database"]
+        except (InvalidURI, ConfigurationError, ValueError) as error:
+            raise ConfigError(f"is not a valid MongoDB URI: {str(error).replace(uri, '<uri>')}") from None
+    if database is not None and not _DATABASE.fullmatch(database):
+        raise ConfigError("names a database that is not 1-63 characters of [A-Za-z0-9_-]")
+    return database
 
 
-def _without_uri(message: str, uri: str) -> str:
-    return message.replace(uri, "<uri>")
+def _tracing(env: EnvReader) -> TracingSettings:
+    """The OTEL_* switch: on when an exporter is named or an OTLP endpoint is set."""
+    if (env.raw("OTEL_SDK_DISABLED") or "").lower() == "true":
+        return TracingSettings()
+    endpoint = env.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.raw("OTEL_EXPORTER_OTLP_ENDPOINT")
+    default: tuple[str, ...] = ("otlp",) if endpoint else ()
+    names = env.read("OTEL_TRACES_EXPORTER", default, _exporters)
+    return TracingSettings(
+        exporters=tuple(name for name in names if name != "none"),
+        service_name=env.raw("OTEL_SERVICE_NAME") or "todo-service",
+        otlp_endpoint=endpoint,
+    )
 
 
-def _non_empty(environ: Mapping[str, str], name: str, default: str) -> str:
-    return _raw(environ, name) or default
+def _exporters(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    for name in names:
+        if name not in TRACE_EXPORTERS:
+            raise ConfigError(f"is not supported ({', '.join(TRACE_EXPORTERS)})")
+    return names
+
+
+def local_health_address(environ: Mapping[str, str]) -> str:
+    """127.0.0.1 and the port of TODO_GRPC_ADDRESS: where a probe on the same host looks."""
+    env = EnvReader(environ)
+    configured = env.read("TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS, address)
+    env.finish()
+    return f"127.0.0.1:{configured.rsplit(':', 1)[1]}"

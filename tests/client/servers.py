@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
-from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.grpc.todo_entry import SERVICE_NAME
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
@@ -109,9 +109,9 @@ async def todo_server(
     repository: TodoRepository | None = None,
 ) -> AsyncIterator[int]:
     """The real TodoServicer on the in-memory store, on a loopback port (yielded)."""
-    overrides = {} if repository is None else {TodoRepository: repository}
-    container = build_container(Settings(grpc_address="127.0.0.1:0"), overrides=overrides)
-    servicer: TodoServicer = container.resolve(TodoServicer)
+    servicer = bootstrap(
+        Settings(grpc_address="127.0.0.1:0"), repository=repository or InMemoryTodoRepository()
+    ).servicer
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
     if credentials is None:

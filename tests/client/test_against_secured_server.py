@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
 from tests.client.certificates import CertificateAuthority
@@ -36,7 +36,7 @@ async def test_mtls_and_token_against_the_real_server_settings(tmp_path: Path) -
             "TODO_AUTH_TOKENS_FILE": str(tmp_path / "tokens"),
         }
     )
-    running = await start_server(build_container(settings), settings.grpc_address)
+    running = await start_server(bootstrap(settings).servicer, settings)
     await running.set_serving(True)
     target = f"localhost:{running.port}"
 

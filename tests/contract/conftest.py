@@ -13,7 +13,7 @@ import pytest
 
 from service.domain.repository import TodoRepository
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
-from service.infrastructure.persistence.mongo.client import MongoStore
+from service.infrastructure.persistence.mongo.store import MongoStore
 from service.infrastructure.persistence.mongo.todo_entry import MongoTodoRepository
 from tests.stores import STORE_KINDS, cleaned_up, ready, settings_for
 

@@ -1,26 +1,22 @@
-"""Read the Dockerfile and the build context the way `docker build` does (the parts this project uses).
+"""Read the Dockerfile's stages and instructions (the parts this project uses).
 
-- `parse()`: stages and their instructions (line continuations, comments,
-  parser directives, flags such as `--from=`/`--mount=`, exec (JSON) form).
-- `context_files()`: the files of the build context after .dockerignore, with
-  Docker's matching rules (Go `filepath.Match` patterns plus `**`, `!`
-  exceptions, the last matching pattern wins, a path is excluded when it or
-  one of its parent directories matches).
+Only for what the built image cannot show: the base image the file names by
+default (`make image-test` builds on a stand-in), the build stage's steps and
+their order, and the values the compose file and the Kubernetes manifests must
+agree with. The image itself is built and checked in tests/image.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
-DOCKERIGNORE = REPO / ".dockerignore"
 
 # `uv==VERSION` in a RUN line: the uv the image installs.
 UV_PIN = re.compile(r"(?:^|\s)uv==(?P<version>[0-9][^\s;]*)")
@@ -72,7 +68,7 @@ class Instruction:
 
 @dataclass
 class Stage:
-    base: str
+    base: str  # the FROM image with the global ARG defaults expanded
     name: str | None
     instructions: list[Instruction] = field(default_factory=list)
 
@@ -130,8 +126,22 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, " ".join(part for part in parts if part)
 
 
+def global_args(path: Path = DOCKERFILE) -> dict[str, str]:
+    """The ARGs before the first FROM, with their defaults (what FROM lines may use)."""
+    found: dict[str, str] = {}
+    for _, text in _logical_lines(path.read_text(encoding="utf-8")):
+        keyword, _, rest = text.partition(" ")
+        if keyword.upper() == "FROM":
+            break
+        if keyword.upper() == "ARG":
+            name, _, default = rest.strip().partition("=")
+            found[name] = default
+    return found
+
+
 def parse(path: Path = DOCKERFILE) -> list[Stage]:
     stages: list[Stage] = []
+    arguments = global_args(path)
     for line, text in _logical_lines(path.read_text(encoding="utf-8")):
         keyword, _, rest = text.partition(" ")
         keyword = keyword.upper()
@@ -147,7 +157,7 @@ def parse(path: Path = DOCKERFILE) -> list[Stage]:
         if keyword == "FROM":
             words = rest.split()
             stage_name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=words[0], name=stage_name))
+            stages.append(Stage(base=expand(words[0], arguments), name=stage_name))
         elif not stages:
             if keyword != "ARG":
                 raise ValueError(f"Dockerfile line {line}: {keyword} before the first FROM")
@@ -156,106 +166,3 @@ def parse(path: Path = DOCKERFILE) -> list[Stage]:
     if not stages:
         raise ValueError(f"{path}: no FROM")
     return stages
-
-
-def stage_named(stages: Iterable[Stage], name: str) -> Stage:
-    for stage in stages:
-        if stage.name == name:
-            return stage
-    raise LookupError(f"no stage named {name!r}")
-
-
-# --- .dockerignore -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Rule:
-    pattern: str
-    exclusion: bool  # a `!` line: re-include
-    regex: re.Pattern[str]
-
-
-def _clean(pattern: str) -> str:
-    cleaned = os.path.normpath(pattern.strip()).replace(os.sep, "/")
-    return cleaned.lstrip("/") or "."
-
-
-def _translate(pattern: str) -> re.Pattern[str]:
-    """Go filepath.Match syntax plus `**` (any number of directories), as in moby/patternmatcher."""
-    out = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "*":
-            if pattern.startswith("**", index):
-                index += 2
-                if pattern.startswith("/", index):
-                    out.append("(.*/)?")
-                    index += 1
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = pattern.find("]", index + 1)
-            if end < 0:
-                raise ValueError(f"bad .dockerignore pattern {pattern!r}")
-            # Go's class syntax ([^a-z] negates) is also Python's.
-            out.append(pattern[index : end + 1])
-            index = end
-        elif char == "\\" and index + 1 < len(pattern):
-            index += 1
-            out.append(re.escape(pattern[index]))
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return re.compile("".join(out))
-
-
-def ignore_rules(path: Path = DOCKERIGNORE) -> list[_Rule]:
-    rules = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        exclusion = line.startswith("!")
-        pattern = _clean(line[1:] if exclusion else line)
-        rules.append(_Rule(pattern, exclusion, _translate(pattern)))
-    return rules
-
-
-def is_ignored(relative: str, rules: Iterable[_Rule]) -> bool:
-    """Docker's rule: the last pattern that matches the path or one of its parents decides."""
-    parts = PurePosixPath(relative).parts
-    candidates = ["/".join(parts[: length + 1]) for length in range(len(parts))]
-    ignored = False
-    for rule in rules:
-        if any(rule.regex.fullmatch(candidate) for candidate in candidates):
-            ignored = not rule.exclusion
-    return ignored
-
-
-def context_files(root: Path = REPO, rules: list[_Rule] | None = None) -> list[str]:
-    """Every file of the build context rooted at `root`, as POSIX paths relative to it."""
-    rules = ignore_rules(root / ".dockerignore") if rules is None else rules
-    exceptions = [rule.pattern for rule in rules if rule.exclusion]
-    found: list[str] = []
-    for directory, subdirectories, files in os.walk(root):
-        base = PurePosixPath(Path(directory).relative_to(root).as_posix())
-        kept = []
-        for name in sorted(subdirectories):
-            relative = (base / name).as_posix()
-            # Like Docker, walk an ignored directory only when an exception could re-include something in it.
-            if not is_ignored(relative, rules) or any(
-                (pattern + "/").startswith(relative + "/") for pattern in exceptions
-            ):
-                kept.append(name)
-        subdirectories[:] = kept
-        found.extend(
-            relative
-            for relative in ((base / name).as_posix() for name in sorted(files))
-            if not is_ignored(relative, rules)
-        )
-    return sorted(found)

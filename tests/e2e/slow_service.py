@@ -1,17 +1,19 @@
 """`python -m tests.e2e.slow_service`: the real service whose GetTodo takes a while.
 
-The process runs the real entry point (`service.main.main`) with one override:
-reads wait TODO_TEST_READ_DELAY seconds and announce themselves on stderr, so
-a test can send SIGTERM while an RPC is provably in flight.
+The process runs the real entry point (`service.main.main`) on an App built
+with one fake (`bootstrap(settings, repository=SlowReads(...))`): reads wait
+TODO_TEST_READ_DELAY seconds and announce themselves on stderr, so a test can
+send SIGTERM while an RPC is provably in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 
-from service.domain.repository import TodoRepository
+from service.bootstrap import bootstrap
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 from service.main import main
@@ -30,4 +32,4 @@ class SlowReads(InMemoryTodoRepository):
 
 if __name__ == "__main__":
     delay = float(os.environ.get("TODO_TEST_READ_DELAY", "2"))
-    sys.exit(main(overrides={TodoRepository: SlowReads(delay)}))
+    sys.exit(main(functools.partial(bootstrap, repository=SlowReads(delay))))

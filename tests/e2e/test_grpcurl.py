@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.process import REPO, ServiceProcess
+from todo.v1 import todo_service_pb2 as pb
 
 README_ADDRESS = "localhost:50051"
 
@@ -55,10 +56,11 @@ def test_list_and_describe_through_reflection(address: str) -> None:
     services = ok(grpcurl(address, "list")).split()
     assert {"todo.v1.TodoService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= set(services)
     description = ok(grpcurl(address, "describe", "todo.v1.TodoService"))
-    for rpc in ("CreateTodo", "GetTodo", "ListTodos", "UpdateTodo", "DeleteTodo", "AddTag", "RemoveTag"):
-        assert f"rpc {rpc} ( .todo.v1.{rpc}Request ) returns ( .todo.v1.{rpc}Response );" in description
+    for method in pb.DESCRIPTOR.services_by_name["TodoService"].methods:
+        rpc = method.name
+        assert f"rpc {rpc} ( .todo.v1.{rpc}Request ) returns ( .todo.v1.{rpc}Response )" in description
     message = ok(grpcurl(address, "describe", "todo.v1.Todo"))
-    assert ".google.protobuf.Timestamp create_time = 5;" in message
+    assert ".google.protobuf.Timestamp create_time = 5" in message
 
 
 def test_round_trip_with_a_stale_etag(address: str) -> None:

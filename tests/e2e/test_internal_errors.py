@@ -9,8 +9,7 @@ from typing import cast
 import grpc
 import pytest
 
-from service.container import build_container
-from service.domain.repository import TodoRepository
+from service.bootstrap import bootstrap
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
@@ -31,8 +30,8 @@ class BrokenReads(InMemoryTodoRepository):
 
 @pytest.fixture
 async def broken_stub() -> AsyncIterator[pb_grpc.TodoServiceAsyncStub]:
-    container = build_container(Settings(), overrides={TodoRepository: BrokenReads()})
-    running = await start_server(container, "127.0.0.1:0")
+    settings = Settings(grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings, repository=BrokenReads()).servicer, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield pb_grpc.TodoServiceStub(channel)
     await running.stop(0.5)

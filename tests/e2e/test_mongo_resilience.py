@@ -13,11 +13,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.container import build_container
-from service.infrastructure.config import Settings
+from service.bootstrap import bootstrap
+from service.infrastructure.config import Driver, MongoSettings, Settings
 from service.infrastructure.grpc.server import start_server
-from service.infrastructure.persistence.mongo.client import Driver, MongoSettings, MongoStore
-from service.infrastructure.persistence.store import Store
+from service.infrastructure.persistence.mongo.store import MongoStore
 from tests.e2e.process import ServiceProcess
 from tests.e2e.rich_status import decode
 from tests.mongo_server import FerretDB, MongoServer
@@ -143,11 +142,12 @@ async def frozen_setup(
         server_selection_timeout_seconds=30.0,
         connect_timeout_seconds=2.0,  # also the heartbeat's socket timeout: lets close() return soon
     )
-    container = build_container(Settings(mongodb=mongodb))
-    store = container.resolve(Store)
+    settings = Settings(grpc_address="127.0.0.1:0", mongodb=mongodb)
+    app = bootstrap(settings)
+    store = app.store
     assert isinstance(store, MongoStore)
     assert await store.check()
-    running = await start_server(container, "127.0.0.1:0")
+    running = await start_server(app.servicer, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield proxy, pb_grpc.TodoServiceStub(channel), store
     await running.stop(0)

@@ -19,10 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.grpc.server import start_server
 from service.infrastructure.observability.telemetry import Telemetry
-from service.infrastructure.persistence.store import Store
 from tests.e2e.process import ServiceProcess
 from tests.mongo_server import MongoServer
 from tests.stores import cleaned_up, ready, settings_for
@@ -46,11 +45,10 @@ async def traced(request: pytest.FixtureRequest, json_log: io.StringIO) -> Async
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     settings = settings_for(request.param, request)
-    container = build_container(settings, telemetry=Telemetry(tracer_provider=provider))
-    store: Store = container.resolve(Store)
-    async with cleaned_up(settings, store):
-        await ready(store)
-        running = await start_server(container, "127.0.0.1:0")
+    app = bootstrap(settings, telemetry=Telemetry(tracer_provider=provider))
+    async with cleaned_up(settings, app.store):
+        await ready(app.store)
+        running = await start_server(app.servicer, settings)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield Traced(pb_grpc.TodoServiceStub(channel), exporter, json_log)
         await running.stop(0)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import cast
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
@@ -24,6 +28,7 @@ from tests.e2e.test_observability import scrape, value
 from tests.mongo_server import MongoServer
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
+from todo_client.errors import error_from_rpc
 
 
 def json_lines(output: str) -> list[dict[str, object]]:
@@ -110,8 +115,8 @@ def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_n
 
 
 async def server_with(settings: Settings, repository: TodoRepository | None = None) -> RunningServer:
-    overrides = {TodoRepository: repository} if repository is not None else None
-    running = await start_server(build_container(settings, overrides), "127.0.0.1:0")
+    settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings, repository=repository).servicer, settings)
     await running.set_serving(True)
     return running
 
@@ -119,7 +124,7 @@ async def server_with(settings: Settings, repository: TodoRepository | None = No
 @pytest.fixture
 async def limited() -> AsyncIterator[tuple[RunningServer, pb_grpc.TodoServiceAsyncStub]]:
     settings = Settings(server=ServerSettings(max_concurrent_rpcs=2, max_receive_message_bytes=64 * 1024))
-    running = await server_with(settings, SlowReads(delay=0.5))
+    running = await server_with(settings, SlowReads(delay=3.0))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield running, pb_grpc.TodoServiceStub(channel)
     await running.stop(0)
@@ -128,25 +133,44 @@ async def limited() -> AsyncIterator[tuple[RunningServer, pb_grpc.TodoServiceAsy
 async def test_excess_concurrent_rpcs_are_resource_exhausted_at_once(
     limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
 ) -> None:
-    _, stub = limited
+    running, stub = limited
     todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="slow")))).todo
-    results = await asyncio.gather(
-        *(stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30) for _ in range(6)), return_exceptions=True
-    )
-    ok = [result for result in results if isinstance(result, pb.GetTodoResponse)]
-    refused = [result for result in results if isinstance(result, grpc.aio.AioRpcError)]
-    assert len(ok) == 2
-    assert [error.code() for error in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 4
-    for _ in range(100):  # the server counts an RPC done a moment after the client has its answer
+    calls = [asyncio.ensure_future(stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)) for _ in range(6)]
+    refused: list[grpc.aio.AioRpcError] = []
+    for finished in asyncio.as_completed(calls):
         try:
-            assert (await stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)).todo == todo
-            break
+            await finished
         except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                raise
-            await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the server never accepted a call again")
+            refused.append(error)
+        if len(refused) == 4:
+            break
+    # Every application slot is taken (two slow reads): health still answers.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("liveness", "readiness"):
+            response = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+    assert sum(not call.done() for call in calls) == 2, "the two admitted calls were still running"
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert sum(isinstance(result, pb.GetTodoResponse) for result in results) == 2
+    for refusal in refused:
+        decoded = error_from_rpc(refusal)
+        assert (decoded.code, decoded.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CONCURRENCY_LIMIT_REACHED")
+        assert decoded.metadata == {"limit": "2"}
+        assert retry_delay(refusal) == 0.1
+    assert (await stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)).todo == todo
+
+
+def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
+    """The google.rpc.RetryInfo delay of a failed call, in seconds."""
+    status = rpc_status.from_call(cast(grpc.Call, error))
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return float(info.retry_delay.ToNanoseconds()) / 1e9
+    return None
 
 
 async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(

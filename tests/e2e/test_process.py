@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -54,6 +56,48 @@ def test_an_address_in_use_is_a_clear_error_not_a_traceback() -> None:
         assert first.terminate() == 0
 
 
+def test_a_metrics_port_in_use_is_a_clear_error_not_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run_with({"TODO_GRPC_ADDRESS": "127.0.0.1:0", "TODO_METRICS_ADDRESS": address})
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if '"ERROR"' in line]
+    assert len(errors) == 1, result.stderr
+    assert f"cannot listen on {address} (metrics)" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unusable_tokens_file_is_a_one_line_configuration_error(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# no token yet\n")
+    result = run_with({"TODO_GRPC_ADDRESS": "127.0.0.1:0", "TODO_AUTH_TOKENS_FILE": str(tokens)})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("todo-service: configuration error: TODO_AUTH_TOKENS_FILE")
+
+
+def test_the_start_up_line_says_what_is_on_and_console_lines_carry_the_pid() -> None:
+    with ServiceProcess({"TODO_LOG_FORMAT": "console", "TODO_REFLECTION": "off"}) as service:
+        service.wait_serving()
+        line = service.wait_for(r"serving todo\.v1\.TodoService on .*").group(0)
+        assert service.terminate() == 0
+    for part in (
+        "store: in-memory store",
+        "TLS: off",
+        "tokens: off",
+        "reflection: off",
+        "tracing: off",
+        "metrics: off",
+        "workers: 1",
+    ):
+        assert part in line, line
+    pid = f" {service.process.pid} service"
+    assert all(pid in text for text in service.output.splitlines() if " service" in text), service.output
+
+
 async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0() -> None:
     with ServiceProcess({"TODO_TEST_READ_DELAY": "1.5"}, module="tests.e2e.slow_service") as service:
         address = service.wait_serving()
@@ -95,6 +139,20 @@ def test_probe_command_reports_serving_and_failure() -> None:
         assert service.terminate() == 0
     after = subprocess.run(probe, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
     assert after.returncode == 1
+
+
+def test_probe_help_prints_usage_and_exits_0() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service.probe", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m service.probe")
+    assert "health check failed" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])

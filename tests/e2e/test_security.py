@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import re
+import shlex
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,11 +16,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.client.certificates import CertificateAuthority
-from tests.e2e.process import ServiceProcess
+from tests.deploy.test_health_probe import health_probe as health_probe  # noqa: PLC0414 (a fixture, used by name)
+from tests.e2e.process import REPO, ServiceProcess
 from tests.e2e.rich_status import decode
 from tests.e2e.test_grpcurl import grpcurl_binary
 from todo.v1 import todo_service_pb2 as pb
@@ -45,7 +49,8 @@ def pki(tmp_path: Path) -> Pki:
 
 
 async def started(settings: Settings) -> RunningServer:
-    running = await start_server(build_container(settings), "127.0.0.1:0")
+    settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
+    running = await start_server(bootstrap(settings).servicer, settings)
     await running.set_serving(True)
     return running
 
@@ -150,28 +155,48 @@ def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_fi
 
 
 def run_grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([grpcurl_binary(), *args], capture_output=True, text=True, timeout=30, check=False)
+    """grpcurl from the repository's root, as the README runs it."""
+    return subprocess.run([grpcurl_binary(), *args], capture_output=True, text=True, timeout=30, check=False, cwd=REPO)
 
 
-def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str) -> None:
+def readme_command(containing: str) -> str:
+    """The README's `sh` code block that holds `containing`, as one line."""
+    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
+    [block] = [block for block in blocks if containing in block]
+    return str(block).replace("\\\n", " ").strip()
+
+
+def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str, health_probe: Path) -> None:
     tls = tls_settings(pki, mutual=True)
     client = pki.ca.issue_client("grpcurl")
     env = {
         "TODO_TLS_CERT_FILE": tls.cert_file,
         "TODO_TLS_KEY_FILE": tls.key_file,
         "TODO_TLS_CLIENT_CA_FILE": str(tls.client_ca_file),
-        "TODO_AUTH_TOKENS_FILE": tokens_file,
-        "TODO_REFLECTION": "true",  # so grpcurl needs no .proto files
+        "TODO_AUTH_TOKENS_FILE": tokens_file,  # and so reflection stays off
     }
     cert, key = pki.write("client.pem", client.certificate), pki.write("client.key", client.key)
+    ca = pki.write("ca-for-grpcurl.pem", pki.ca.certificate)
     with ServiceProcess(env) as service:
         port = service.wait_serving().rsplit(":", 1)[1]
         address = f"localhost:{port}"
-        tls_args = ["-cacert", pki.write("ca-for-grpcurl.pem", pki.ca.certificate), "-cert", cert, "-key", key]
+        proto_args = ["-import-path", "protos", "-import-path", "third_party/googleapis"]
+        proto_args += ["-proto", "todo/v1/todo_service.proto"]
+        tls_args = ["-cacert", ca, "-cert", cert, "-key", key, *proto_args]
         data = '{"todo": {"content": "over mTLS"}}'
-        ok = run_grpcurl(
-            *tls_args, "-H", f"authorization: Bearer {TOKEN}", "-d", data, address, "todo.v1.TodoService/CreateTodo"
-        )
+        printed = readme_command('-d \'{"todo": {"content": "over mTLS"}}\'')
+        for placeholder, value in (
+            ("<token>", TOKEN),
+            ("localhost:50051", address),
+            ("ca.pem", ca),
+            ("client.pem", cert),
+            ("client.key", key),
+        ):
+            assert placeholder in printed
+            printed = printed.replace(placeholder, value)
+        argv = shlex.split(printed)
+        assert argv[0] == "grpcurl"
+        ok = run_grpcurl(*argv[1:])
         assert ok.returncode == 0, ok.stderr
         assert '"content": "over mTLS"' in ok.stdout
         no_token = run_grpcurl(*tls_args, "-d", data, address, "todo.v1.TodoService/CreateTodo")
@@ -180,7 +205,15 @@ def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str) -> None:
         assert no_cert.returncode != 0
         plaintext = run_grpcurl("-plaintext", f"127.0.0.1:{port}", "list")
         assert plaintext.returncode != 0
-        health = run_grpcurl(*tls_args, address, "grpc.health.v1.Health/Check")
-        assert '"status": "SERVING"' in health.stdout
+        # Health needs no token (grpc-health-probe: grpcurl would need health.proto, reflection being off).
+        probe_tls = [f"-tls-ca-cert={ca}", f"-tls-client-cert={cert}", f"-tls-client-key={key}"]
+        health = subprocess.run(
+            [str(health_probe), f"-addr={address}", "-service=liveness", "-tls", *probe_tls, "-rpc-timeout=5s"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert health.returncode == 0, health.stderr
         assert service.terminate() == 0
     assert TOKEN not in service.output

@@ -44,6 +44,10 @@ REACHED_BY = {  # reason -> (test file, test function)
     "STORE_TIMEOUT": (E2E + "test_mongo_resilience.py", "test_a_hung_database_is_bounded_by_the_rpc_deadline"),
     "BEARER_TOKEN_MISSING": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
     "BEARER_TOKEN_INVALID": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
+    "CONCURRENCY_LIMIT_REACHED": (
+        E2E + "test_operability.py",
+        "test_excess_concurrent_rpcs_are_resource_exhausted_at_once",
+    ),
     "UNHANDLED_EXCEPTION": (
         E2E + "test_internal_errors.py",
         "test_unexpected_exception_is_generic_internal_and_the_server_keeps_serving",

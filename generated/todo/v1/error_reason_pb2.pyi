@@ -66,6 +66,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     generic; the cause is in the server's log, under the request id in
     ErrorInfo.metadata["request_id"].
     """
+    CONCURRENCY_LIMIT_REACHED: _ErrorReason.ValueType  # 11
+    """The server is already handling as many calls as it is configured to
+    (TODO_MAX_CONCURRENT_RPCS); the call was refused before any work, so
+    repeating it is safe for every method. A google.rpc.RetryInfo says how long
+    to wait first; ErrorInfo.metadata["limit"] is the limit.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons TodoService gives for a failed call.
@@ -129,6 +135,12 @@ UNHANDLED_EXCEPTION: ErrorReason.ValueType  # 10
 """The server failed in a way it did not expect: a bug. The message is
 generic; the cause is in the server's log, under the request id in
 ErrorInfo.metadata["request_id"].
+"""
+CONCURRENCY_LIMIT_REACHED: ErrorReason.ValueType  # 11
+"""The server is already handling as many calls as it is configured to
+(TODO_MAX_CONCURRENT_RPCS); the call was refused before any work, so
+repeating it is safe for every method. A google.rpc.RetryInfo says how long
+to wait first; ErrorInfo.metadata["limit"] is the limit.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

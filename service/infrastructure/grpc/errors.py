@@ -15,6 +15,7 @@ from typing import TypeAlias
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -59,6 +60,7 @@ def rich_status(
     *,
     metadata: Mapping[str, str] | None = None,
     violations: Sequence[tuple[str, str]] = (),
+    retry_after_seconds: float | None = None,
 ) -> grpc.Status:
     """The status for `reason`: its code, `message`, and an ErrorInfo (plus a
     BadRequest when there are field violations) in the details trailer."""
@@ -79,6 +81,12 @@ def rich_status(
             )
         )
         details.append(bad_request)
+    if retry_after_seconds is not None:
+        retry_info = AnyMessage()
+        delay = Duration()
+        delay.FromNanoseconds(round(retry_after_seconds * 1e9))
+        retry_info.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry_info)
     status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
     return status
 
@@ -144,6 +152,15 @@ def _field_violations(reason: Reason, error: ValidationError) -> grpc.Status:
 
 def unhandled_exception_status(request_id: str) -> grpc.Status:
     return rich_status(ErrorReason.UNHANDLED_EXCEPTION, "internal error", metadata={"request_id": request_id})
+
+
+def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Status:
+    return rich_status(
+        ErrorReason.CONCURRENCY_LIMIT_REACHED,
+        f"the server is handling {limit} calls already; retry after {retry_after_seconds:g} s",
+        metadata={"limit": str(limit)},
+        retry_after_seconds=retry_after_seconds,
+    )
 
 
 def malformed_request_status() -> grpc.Status:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -28,11 +27,14 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from service.application.todo_entry import REQUEST_ID_PATTERN
 from service.domain.errors import DomainError
 from service.infrastructure.auth import TokenAuthenticator, TokenCheck
 from service.infrastructure.deadline import set_deadline_in
+from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.errors import (
     ErrorReason,
+    concurrency_limit_status,
     malformed_request_status,
     rich_status,
     status_for,
@@ -47,7 +49,6 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _log = logging.getLogger("service.grpc")
 
 
@@ -70,10 +71,9 @@ class Parser(Protocol[ParsedT_co]):
 class RpcObserver:
     """What every RPC reports to: metrics, and the tracer when tracing is on."""
 
-    def __init__(self, metrics: Metrics, tracer: Tracer | None = None, access_log: bool = True) -> None:
+    def __init__(self, metrics: Metrics, tracer: Tracer | None = None) -> None:
         self.metrics = metrics
         self.tracer = tracer
-        self.access_log = access_log
 
 
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -82,7 +82,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 def _request_id(metadata: Metadata) -> str:
     """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
     for key, value in metadata:
-        if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
             return value
     return os.urandom(16).hex()
 
@@ -102,7 +102,7 @@ class _MethodObserver:
         self._latency = metrics.handling_seconds.labels(*self._labels)
         self._handled: dict[grpc.StatusCode, Any] = {}
         self._tracer = observer.tracer
-        self._access_log = AccessLog() if observer.access_log else None
+        self._access_log = AccessLog()
 
     def begin(self, metadata: Metadata, request_id: str) -> tuple[Span | None, object]:
         self._started.inc()
@@ -136,8 +136,37 @@ class _MethodObserver:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
             otel_context.detach(token)  # type: ignore[arg-type]
-        if self._access_log is not None:
-            self._access_log.write(self.full_method, code.name, seconds, context.peer())
+        self._access_log.write(self.full_method, code.name, seconds, context.peer())
+
+
+async def _abort(context: Context, status: grpc.Status) -> None:
+    trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
+    await context.abort(status.code, status.details, trailers)
+
+
+Serve = Callable[[bytes, Context], Awaitable[bytes]]
+
+
+def _gated(
+    serve: Serve, authenticator: TokenAuthenticator | None, admission: Admission | None
+) -> Callable[[bytes, Context, Metadata], Awaitable[bytes]]:
+    """`serve` behind the token check, then the admission cap (a slot is held until it returns)."""
+
+    async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
+        if authenticator is not None:
+            verdict = authenticator.check(metadata)
+            if verdict is not TokenCheck.VALID:
+                await _abort(context, _TOKEN_STATUS[verdict])
+        if admission is None:
+            return await serve(raw, context)
+        if not admission.try_enter():
+            await _abort(context, concurrency_limit_status(admission.limit, admission.retry_after_seconds))
+        try:
+            return await serve(raw, context)
+        finally:
+            admission.leave()
+
+    return run
 
 
 def unary_handler(
@@ -148,33 +177,34 @@ def unary_handler(
     observer: RpcObserver,
     *,
     authenticator: TokenAuthenticator | None = None,
+    admission: Admission | None = None,
+    max_rpc_seconds: float | None = None,
 ) -> grpc.RpcMethodHandler[bytes, bytes]:
-    """A unary-unary handler over raw bytes around a servicer method."""
+    """A unary-unary handler over raw bytes around a servicer method.
+
+    `admission` caps the calls in progress (over it: RESOURCE_EXHAUSTED before
+    any work); `max_rpc_seconds` bounds the outbound calls of an RPC that
+    carries no deadline, as if it had carried that one.
+    """
     parse = request_type.FromString
     watch = _MethodObserver(service, name, observer)
     full_method = watch.full_method
 
-    async def abort(context: Context, status: grpc.Status) -> None:
-        trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
-        await context.abort(status.code, status.details, trailers)
-
-    async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
-        if authenticator is not None:
-            verdict = authenticator.check(metadata)
-            if verdict is not TokenCheck.VALID:
-                await abort(context, _TOKEN_STATUS[verdict])
+    async def serve(raw: bytes, context: Context) -> bytes:
         try:
             request = parse(raw)
         except DecodeError:
-            await abort(context, malformed_request_status())
+            await _abort(context, malformed_request_status())
         try:
             response = await method(request, context)
         except DomainError as error:
-            await abort(context, status_for(error))
+            await _abort(context, status_for(error))
         except Exception:
             _log.exception("unexpected error in %s", full_method)
-            await abort(context, unhandled_exception_status(request_id_var.get() or ""))
+            await _abort(context, unhandled_exception_status(request_id_var.get() or ""))
         return response.SerializeToString()
+
+    run = _gated(serve, authenticator, admission)
 
     async def handle(raw: bytes, context: Context) -> bytes:
         start = time.perf_counter()
@@ -184,6 +214,8 @@ def unary_handler(
         remaining = context.time_remaining()
         if remaining is not None:
             set_deadline_in(remaining)
+        elif max_rpc_seconds is not None:
+            set_deadline_in(max_rpc_seconds)
         span, token = watch.begin(metadata, request_id)
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -209,6 +241,8 @@ def service_handlers(
     observer: RpcObserver,
     *,
     authenticator: TokenAuthenticator | None = None,
+    admission: Admission | None = None,
+    max_rpc_seconds: float | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     """A handler for every method of `service`, keyed by method name.
 
@@ -226,6 +260,13 @@ def service_handlers(
             raise TypeError(f"{type(servicer).__name__} does not implement {descriptor.full_name}")
         request_type: Parser[Message] = message_factory.GetMessageClass(descriptor.input_type)
         handlers[descriptor.name] = unary_handler(
-            service.full_name, descriptor.name, method, request_type, observer, authenticator=authenticator
+            service.full_name,
+            descriptor.name,
+            method,
+            request_type,
+            observer,
+            authenticator=authenticator,
+            admission=admission,
+            max_rpc_seconds=max_rpc_seconds,
         )
     return handlers

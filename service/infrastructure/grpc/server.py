@@ -1,4 +1,4 @@
-"""The gRPC server factory: a container and an address in, a started server out."""
+"""The gRPC server factory: the servicer and the settings in, a started server and its port out."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
-import punq
 from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
+from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.startup import StartupError
+from todo.v1 import error_reason_pb2
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Health service names (grpc.health.v1):
@@ -59,19 +60,17 @@ class RunningServer:
         await self.server.stop(grace)
 
 
-async def start_server(container: punq.Container, address: str) -> RunningServer:
-    """Build, bind and start the server. Binding port 0 picks a free port.
+async def start_server(servicer: TodoServicer, settings: Settings) -> RunningServer:
+    """Serve `servicer` on `settings.grpc_address`, with health and (when on) reflection; port 0 picks a free port.
 
     Health answers NOT_SERVING until the caller calls `set_serving(True)`.
-    Raises RuntimeError when the address cannot be bound.
+    Raises StartupError when the address cannot be bound.
     """
-    settings: Settings = container.resolve(Settings)
+    address = settings.grpc_address
     knobs = settings.server
-    server = grpc.aio.server(
-        options=server_options(knobs, reuse_port=settings.workers > 1),
-        maximum_concurrent_rpcs=knobs.max_concurrent_rpcs or None,
-    )
-    servicer: TodoServicer = container.resolve(TodoServicer)
+    # No server-wide maximum_concurrent_rpcs: it would count health checks too.
+    # TODO_MAX_CONCURRENT_RPCS caps todo.v1.TodoService only (grpc/admission.py).
+    server = grpc.aio.server(options=server_options(knobs, reuse_port=settings.workers > 1))
     handlers = servicer.method_handlers()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
@@ -83,7 +82,8 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     if settings.reflection:
-        reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
+        # error_reason.proto is served too: no served file imports it.
+        enable_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME), server, files=(error_reason_pb2.DESCRIPTOR,))
 
     try:
         if settings.tls is None:
@@ -91,9 +91,9 @@ async def start_server(container: punq.Container, address: str) -> RunningServer
         else:
             port = server.add_secure_port(address, server_credentials(settings.tls))
     except RuntimeError as error:
-        raise RuntimeError(f"cannot listen on {address}: {error}") from None
+        raise StartupError(f"cannot listen on {address}: {error}") from None
     if port == 0:
-        raise RuntimeError(f"cannot listen on {address}")
+        raise StartupError(f"cannot listen on {address}")
     await server.start()
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=port, health=health_servicer)

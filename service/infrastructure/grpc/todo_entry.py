@@ -11,6 +11,7 @@ import grpc
 from service.application.todo_entry import TodoEntryService
 from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.grpc import todo_entry_mapper as mapper
+from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.handlers import Context, RpcObserver, service_handlers
 from todo.v1 import todo_service_pb2 as pb
 
@@ -27,11 +28,18 @@ class TodoServicer:
     """
 
     def __init__(
-        self, todos: TodoEntryService, observer: RpcObserver, authenticator: TokenAuthenticator | None = None
+        self,
+        todos: TodoEntryService,
+        observer: RpcObserver,
+        authenticator: TokenAuthenticator | None = None,
+        admission: Admission | None = None,
+        max_rpc_seconds: float | None = None,
     ) -> None:
         self._todos = todos
         self._observer = observer
         self._authenticator = authenticator
+        self._admission = admission
+        self._max_rpc_seconds = max_rpc_seconds
 
     async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
         entry = await self._todos.create(mapper.create_command(request))
@@ -66,4 +74,11 @@ class TodoServicer:
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         """The RPC handlers of this servicer, one per method of the contract's service."""
-        return service_handlers(self, SERVICE, self._observer, authenticator=self._authenticator)
+        return service_handlers(
+            self,
+            SERVICE,
+            self._observer,
+            authenticator=self._authenticator,
+            admission=self._admission,
+            max_rpc_seconds=self._max_rpc_seconds,
+        )

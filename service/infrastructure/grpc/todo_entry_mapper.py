@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from google.api import field_behavior_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from service.application.todo_entry import CreateTodo, ListTodos, TodoDraft, UpdateTodo
-from service.domain.todo_entry import TodoEntry, millis
+from service.application.todo_entry import MAX_MASK_PATHS, CreateTodo, ListTodos, TodoDraft, UpdateTodo
+from service.domain.todo_entry import MAX_RAW_TAGS, TodoEntry, millis
 from todo.v1 import todo_service_pb2 as pb
 
 
@@ -46,8 +48,14 @@ def to_message(entry: TodoEntry) -> pb.Todo:
     )
 
 
+def _bounded(values: Sequence[str], limit: int) -> tuple[str, ...]:
+    """At most `limit` + 1 of `values`: enough for the rules to see that there
+    are too many, without turning a million-element field into Python strings."""
+    return tuple(values[: limit + 1])
+
+
 def _draft(todo: pb.Todo) -> TodoDraft:
-    return TodoDraft(content=todo.content, tags=tuple(todo.tags), done=todo.done)
+    return TodoDraft(content=todo.content, tags=_bounded(todo.tags, MAX_RAW_TAGS), done=todo.done)
 
 
 def create_command(request: pb.CreateTodoRequest) -> CreateTodo:
@@ -59,7 +67,7 @@ def list_command(request: pb.ListTodosRequest) -> ListTodos:
         page_size=request.page_size,
         page_token=request.page_token,
         search=request.search,
-        tags=tuple(request.tags),
+        tags=_bounded(request.tags, MAX_RAW_TAGS),
         done=request.done if request.HasField("done") else None,
     )
 
@@ -68,7 +76,7 @@ def update_command(request: pb.UpdateTodoRequest) -> UpdateTodo:
     """AIP-134: an absent mask means the fields `todo` sets to non-default values."""
     todo = request.todo
     if request.HasField("update_mask"):
-        paths = tuple(request.update_mask.paths)
+        paths = _bounded(request.update_mask.paths, MAX_MASK_PATHS)
     else:
         implied = (("content", bool(todo.content)), ("tags", bool(todo.tags)), ("done", todo.done))
         paths = tuple(name for name, populated in implied if populated)

@@ -99,7 +99,7 @@ class ConsoleFormatter(logging.Formatter):
     """Human-readable lines for a terminal."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s%(ids)s: %(message)s")
+        super().__init__("%(asctime)s %(levelname)-7s %(process)d %(name)s%(ids)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None)

@@ -2,8 +2,9 @@
 
 Names follow the go-grpc-prometheus conventions operators already have
 dashboards for. Each Metrics object owns its registry, so tests can make as
-many as they like; with several workers, prometheus_client's multiprocess
-mode aggregates them (see service.main).
+many as they like. With several workers each worker's Metrics is given the
+supervisor's directory (`multiprocess_dir`) and writes its values there;
+the supervisor's endpoint adds them up (see service.supervisor).
 """
 
 from __future__ import annotations
@@ -13,22 +14,41 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server, values
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from service.infrastructure.startup import StartupError
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def multiprocess() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+def _write_values_to(directory: str) -> None:
+    """Make prometheus_client keep this process's values in files under `directory`.
+
+    prometheus_client takes no parameter for this: its value class reads
+    PROMETHEUS_MULTIPROC_DIR from the environment each time a value is
+    created (and checks it for multiprocess gauges). So this is the one place
+    the service sets that variable, from the directory it is given
+    explicitly, and nothing in the service reads it back. The value class is
+    switched here too, so the import order does not matter.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 @dataclass
 class Metrics:
+    """The service's metrics; with `multiprocess_dir`, values go to files there (a worker of several)."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    multiprocess_dir: str | None = None
 
     def __post_init__(self) -> None:
-        registry = None if multiprocess() else self.registry  # multiprocess: values go to files
+        registry: CollectorRegistry | None = self.registry
+        if self.multiprocess_dir is not None:
+            _write_values_to(self.multiprocess_dir)
+            registry = None  # the supervisor's endpoint reads the files
         rpc = ["grpc_type", "grpc_service", "grpc_method"]
         self.started = Counter("grpc_server_started", "RPCs started on the server.", rpc, registry=registry)
         self.handled = Counter(
@@ -79,14 +99,20 @@ class Metrics:
 
 
 class MetricsEndpoint:
-    """The HTTP endpoint Prometheus scrapes (`/metrics`)."""
+    """The HTTP endpoint Prometheus scrapes (`/metrics`): one registry, or the workers' files in a directory."""
 
-    def __init__(self, address: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, address: str, registry: CollectorRegistry | None = None, multiprocess_dir: str | None = None
+    ) -> None:
+        """Raises StartupError when the address cannot be bound."""
         host, port = address.rsplit(":", 1)
-        if registry is None or multiprocess():
+        if multiprocess_dir is not None:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        self._server, self._thread = start_http_server(int(port), host.strip("[]"), registry)
+            MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        try:
+            self._server, self._thread = start_http_server(int(port), host.strip("[]"), registry or CollectorRegistry())
+        except OSError as error:
+            raise StartupError(f"cannot listen on {address} (metrics): {error.strerror}") from None
         self.port: int = self._server.server_port
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The metrics and tracing of one process, made at start-up and passed to the container."""
+"""The metrics and tracing of one process, made at start-up by the composition root."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
+from service.infrastructure.config import Settings
 from service.infrastructure.observability.metrics import Metrics
+from service.infrastructure.observability.tracing import tracer_provider
 
 
 @dataclass
 class Telemetry:
     metrics: Metrics = field(default_factory=Metrics)
     tracer_provider: TracerProvider | None = None  # None: tracing off
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Telemetry:
+        """Fresh metrics (in the supervisor's directory for a worker) and the configured tracing."""
+        return cls(Metrics(multiprocess_dir=settings.metrics_multiprocess_dir), tracer_provider(settings.tracing))
 
     @property
     def tracer(self) -> Tracer | None:

@@ -8,6 +8,7 @@ import pytest
 
 from service.application.page_token import PageTokenCodec
 from service.application.todo_entry import (
+    MAX_MASK_PATHS,
     CreateTodo,
     ListTodos,
     TodoDraft,
@@ -264,6 +265,24 @@ class TestUpdate:
 
         assert fields_of(caught.value) == ["update_mask.paths[1]", "update_mask.paths[3]"]
         assert (await service.get(entry.id)) == entry
+
+    async def test_paths_the_transport_marks_ignored_are_skipped(self, service: TodoEntryService) -> None:
+        entry = await create(service)
+        ignored = frozenset({"etag", "create_time"})
+
+        updated = await service.update(
+            UpdateTodo(entry.id, TodoDraft(done=True), ("etag", "done", "create_time"), ignored_paths=ignored)
+        )
+
+        assert updated.done
+
+    async def test_too_many_paths_is_one_violation(self, service: TodoEntryService) -> None:
+        entry = await create(service)
+
+        with pytest.raises(ValidationError) as caught:
+            await service.update(UpdateTodo(entry.id, TodoDraft(content="x"), ("nope",) * (MAX_MASK_PATHS + 1)))
+
+        assert fields_of(caught.value) == ["update_mask.paths"]
 
     async def test_invalid_new_content_is_nested_under_todo(self, service: TodoEntryService) -> None:
         entry = await create(service)

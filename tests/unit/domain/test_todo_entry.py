@@ -391,12 +391,6 @@ class TestValidateClientId:
 
         assert fields_of(caught.value) == ["todo_id"]
 
-    def test_the_field_name_can_be_chosen(self) -> None:
-        with pytest.raises(ValidationError) as caught:
-            validate_client_id("1", field="parent.todo_id")
-
-        assert fields_of(caught.value) == ["parent.todo_id"]
-
 
 class TestMillis:
     @pytest.mark.parametrize(
@@ -425,3 +419,23 @@ class TestMillis:
         epoch_in_paris_winter = datetime(1970, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))
 
         assert millis(epoch_in_paris_winter) == 0
+
+
+class TestBoundsBeforeWork:
+    def test_more_raw_tags_than_accepted_is_one_violation(self) -> None:
+        from service.domain.todo_entry import MAX_RAW_TAGS, normalize_tags  # noqa: PLC0415
+
+        with pytest.raises(ValidationError) as caught:
+            normalize_tags(["Not Valid!"] * (MAX_RAW_TAGS + 1))
+        assert [v.field for v in caught.value.violations] == ["tags"]
+        assert normalize_tags(["Home"] * MAX_RAW_TAGS) == frozenset({"home"}), "duplicates up to the bound are fine"
+
+    def test_a_huge_raw_tag_is_refused_unread(self) -> None:
+        from service.domain.todo_entry import MAX_RAW_TAG_LENGTH, normalize_tag, normalize_tags  # noqa: PLC0415
+
+        huge = " " * MAX_RAW_TAG_LENGTH + "ok"
+        with pytest.raises(ValidationError) as caught:
+            normalize_tags([huge])
+        assert [v.field for v in caught.value.violations] == ["tags[0]"]
+        with pytest.raises(ValidationError):
+            normalize_tag(huge)

@@ -12,10 +12,12 @@ from service.infrastructure.config import (
     DEFAULT_PAGE_TOKEN_SECRET,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ConfigError,
+    MongoSettings,
     Settings,
     TlsSettings,
+    TracingSettings,
+    local_health_address,
 )
-from service.infrastructure.persistence.mongo.client import MongoSettings
 
 
 class TestDefaults:
@@ -212,14 +214,93 @@ class TestTransportSecurity:
             with pytest.raises(ConfigError, match=name):
                 Settings.from_env({name: missing})
 
-    @pytest.mark.parametrize("content", ["", "# only a comment\n\n", "sha256:abc\n"])
-    def test_a_tokens_file_without_usable_tokens_is_a_config_error(self, tmp_path: Path, content: str) -> None:
-        path = tmp_path / "tokens"
-        path.write_text(content)
-        with pytest.raises(ConfigError, match="TODO_AUTH_TOKENS_FILE"):
-            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)})
-
     def test_reflection_switch(self) -> None:
         assert Settings.from_env({"TODO_REFLECTION": "off"}).reflection is False
         with pytest.raises(ConfigError, match="TODO_REFLECTION"):
             Settings.from_env({"TODO_REFLECTION": "maybe"})
+
+
+class TestDatabaseInTheUri:
+    def test_the_uri_names_the_database_when_the_variable_is_unset(self) -> None:
+        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/mydb"}).mongodb
+        assert mongodb is not None
+        assert mongodb.database == "mydb"
+
+    def test_the_variable_wins_over_the_uri(self) -> None:
+        mongodb = Settings.from_env(
+            {"TODO_MONGODB_URI": "mongodb://127.0.0.1/mydb?retryWrites=true", "TODO_MONGODB_DATABASE": "other"}
+        ).mongodb
+        assert mongodb is not None
+        assert mongodb.database == "other"
+
+    def test_an_srv_uri_names_the_database_too(self) -> None:
+        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/todo_srv"}).mongodb
+        assert mongodb is not None
+        assert mongodb.database == "todo_srv"
+
+    def test_a_uri_without_a_database_keeps_the_default(self) -> None:
+        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1/?replicaSet=rs0"}).mongodb
+        assert mongodb is not None
+        assert mongodb.database == "todo"
+
+    def test_a_bad_database_name_in_the_uri_is_refused_without_repeating_the_uri(self) -> None:
+        for uri in ("mongodb://user:s3cret@127.0.0.1/" + "a" * 64, "mongodb://user:s3cret@127.0.0.1/has%20space"):
+            with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
+                Settings.from_env({"TODO_MONGODB_URI": uri})
+            assert "s3cret" not in str(caught.value)
+
+
+class TestEveryProblemAtOnce:
+    def test_all_bad_variables_are_reported_in_one_line(self) -> None:
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({"TODO_LOG_LEVEL": "chatty", "TODO_WORKERS": "many", "TODO_SHUTDOWN_GRACE_SECONDS": "-1"})
+        message = str(caught.value)
+        assert "\n" not in message
+        for name in ("TODO_LOG_LEVEL", "TODO_WORKERS", "TODO_SHUTDOWN_GRACE_SECONDS"):
+            assert name in message
+
+    def test_whole_number_ranges_are_written_as_whole_numbers(self) -> None:
+        with pytest.raises(ConfigError, match=r"must be between 1024 and 1073741824$"):
+            Settings.from_env({"TODO_MAX_RECEIVE_MESSAGE_BYTES": "1"})
+
+
+class TestTracing:
+    def test_off_without_otel_variables(self) -> None:
+        assert Settings.from_env({}).tracing == TracingSettings()
+        assert Settings.from_env({"OTEL_SERVICE_NAME": "todo"}).tracing.exporters == ()
+
+    def test_disabled_sdk_wins(self) -> None:
+        settings = Settings.from_env({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"})
+        assert settings.tracing.exporters == ()
+
+    def test_none_exporter_is_off(self) -> None:
+        assert Settings.from_env({"OTEL_TRACES_EXPORTER": "none"}).tracing.exporters == ()
+
+    def test_exporters_and_service_name(self) -> None:
+        tracing = Settings.from_env({"OTEL_TRACES_EXPORTER": "Console, otlp", "OTEL_SERVICE_NAME": "todo-a"}).tracing
+        assert tracing == TracingSettings(exporters=("console", "otlp"), service_name="todo-a")
+
+    def test_an_endpoint_alone_turns_otlp_on(self) -> None:
+        tracing = Settings.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}).tracing
+        assert tracing.exporters == ("otlp",)
+        assert tracing.otlp_endpoint == "http://127.0.0.1:4317"
+
+    def test_the_traces_endpoint_wins(self) -> None:
+        tracing = Settings.from_env(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4317"}
+        ).tracing
+        assert tracing.otlp_endpoint == "http://b:4317"
+
+    def test_unknown_exporter_is_a_configuration_error(self) -> None:
+        with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER"):
+            Settings.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+class TestProbeAddress:
+    def test_loopback_and_the_configured_port(self) -> None:
+        assert local_health_address({}) == "127.0.0.1:50051"
+        assert local_health_address({"TODO_GRPC_ADDRESS": "0.0.0.0:6000"}) == "127.0.0.1:6000"
+
+    def test_a_bad_address_is_a_configuration_error(self) -> None:
+        with pytest.raises(ConfigError, match="TODO_GRPC_ADDRESS"):
+            local_health_address({"TODO_GRPC_ADDRESS": "nope"})

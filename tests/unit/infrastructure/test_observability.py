@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.infrastructure.config import ConfigError
+from service.infrastructure.config import TracingSettings
 from service.infrastructure.observability.logs import (
     ContextFilter,
     JsonFormatter,
@@ -18,7 +18,7 @@ from service.infrastructure.observability.logs import (
     request_id_var,
     trace_id_var,
 )
-from service.infrastructure.observability.tracing import tracer_provider_from_env
+from service.infrastructure.observability.tracing import tracer_provider
 from tests.support import preserved_logging
 
 
@@ -94,33 +94,22 @@ class TestJsonLines:
         assert json.loads(JsonFormatter().format(record))["request_id"] == "r"
 
 
-class TestTracingSwitch:
-    def test_off_without_otel_variables(self) -> None:
-        assert tracer_provider_from_env({}) is None
-        assert tracer_provider_from_env({"OTEL_SERVICE_NAME": "todo"}) is None
-
-    def test_disabled_sdk_wins(self) -> None:
-        assert tracer_provider_from_env({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}) is None
-
-    def test_none_exporter_is_off(self) -> None:
-        assert tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "none"}) is None
+class TestTracerProvider:
+    def test_no_exporter_means_no_provider(self) -> None:
+        assert tracer_provider(TracingSettings()) is None
 
     def test_console_exporter_and_service_name(self) -> None:
-        provider = tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "console"})
+        provider = tracer_provider(TracingSettings(exporters=("console",), service_name="todo-b"))
         assert provider is not None
         try:
-            assert provider.resource.attributes["service.name"] == "todo-service"
+            assert provider.resource.attributes["service.name"] == "todo-b"
         finally:
             provider.shutdown()
 
-    def test_an_endpoint_alone_turns_otlp_on(self) -> None:
-        provider = tracer_provider_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"})
+    def test_otlp_exporter_to_the_configured_endpoint(self) -> None:
+        provider = tracer_provider(TracingSettings(exporters=("otlp",), otlp_endpoint="http://127.0.0.1:4317"))
         assert provider is not None
         provider.shutdown()
-
-    def test_unknown_exporter_is_a_configuration_error(self) -> None:
-        with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER"):
-            tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
 
 
 @pytest.fixture(autouse=True)

@@ -79,6 +79,11 @@ const (
 	// generic; the cause is in the server's log, under the request id in
 	// ErrorInfo.metadata["request_id"].
 	ErrorReason_UNHANDLED_EXCEPTION ErrorReason = 10
+	// The server is already handling as many calls as it is configured to
+	// (TODO_MAX_CONCURRENT_RPCS); the call was refused before any work, so
+	// repeating it is safe for every method. A google.rpc.RetryInfo says how long
+	// to wait first; ErrorInfo.metadata["limit"] is the limit.
+	ErrorReason_CONCURRENCY_LIMIT_REACHED ErrorReason = 11
 )
 
 // Enum value maps for ErrorReason.
@@ -95,19 +100,21 @@ var (
 		8:  "BEARER_TOKEN_MISSING",
 		9:  "BEARER_TOKEN_INVALID",
 		10: "UNHANDLED_EXCEPTION",
+		11: "CONCURRENCY_LIMIT_REACHED",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED": 0,
-		"FIELD_VIOLATION":          1,
-		"MALFORMED_REQUEST":        2,
-		"TODO_NOT_FOUND":           3,
-		"TODO_ALREADY_EXISTS":      4,
-		"CONCURRENT_MODIFICATION":  5,
-		"STORE_UNAVAILABLE":        6,
-		"STORE_TIMEOUT":            7,
-		"BEARER_TOKEN_MISSING":     8,
-		"BEARER_TOKEN_INVALID":     9,
-		"UNHANDLED_EXCEPTION":      10,
+		"ERROR_REASON_UNSPECIFIED":  0,
+		"FIELD_VIOLATION":           1,
+		"MALFORMED_REQUEST":         2,
+		"TODO_NOT_FOUND":            3,
+		"TODO_ALREADY_EXISTS":       4,
+		"CONCURRENT_MODIFICATION":   5,
+		"STORE_UNAVAILABLE":         6,
+		"STORE_TIMEOUT":             7,
+		"BEARER_TOKEN_MISSING":      8,
+		"BEARER_TOKEN_INVALID":      9,
+		"UNHANDLED_EXCEPTION":       10,
+		"CONCURRENCY_LIMIT_REACHED": 11,
 	}
 )
 
@@ -177,7 +184,7 @@ var File_todo_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1atodo/v1/error_reason.proto\x12\atodo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\xe1\x02\n" +
+	"\x1atodo/v1/error_reason.proto\x12\atodo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\x86\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x0fFIELD_VIOLATION\x10\x01\x1a\x04\xa8\xbb\x18\x03\x12\x1b\n" +
@@ -191,7 +198,8 @@ const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\x14BEARER_TOKEN_MISSING\x10\b\x1a\x04\xa8\xbb\x18\x10\x12\x1e\n" +
 	"\x14BEARER_TOKEN_INVALID\x10\t\x1a\x04\xa8\xbb\x18\x10\x12\x1d\n" +
 	"\x13UNHANDLED_EXCEPTION\x10\n" +
-	"\x1a\x04\xa8\xbb\x18\r\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
+	"\x1a\x04\xa8\xbb\x18\r\x12#\n" +
+	"\x19CONCURRENCY_LIMIT_REACHED\x10\v\x1a\x04\xa8\xbb\x18\b\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
 	"\ferror_domain\x12\x1c.google.protobuf.EnumOptions\x18\xb4\x87\x03 \x01(\tR\verrorDomain:V\n" +
 	"\vstatus_code\x12!.google.protobuf.EnumValueOptions\x18\xb5\x87\x03 \x01(\x0e2\x10.google.rpc.CodeR\n" +
 	"statusCodeb\x06proto3"

@@ -20,7 +20,7 @@ from service.domain.errors import ConcurrentModificationError, TodoAlreadyExists
 from service.domain.repository import ListQuery, TodoRepository
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.persistence.mongo import todo_entry_mapper as mapper
-from service.infrastructure.persistence.mongo.client import MongoStore
+from service.infrastructure.persistence.mongo.store import MongoStore
 
 NEWEST_FIRST = [("create_time", DESCENDING), ("_id", DESCENDING)]
 

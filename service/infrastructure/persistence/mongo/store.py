@@ -1,4 +1,4 @@
-"""The MongoDB connection: one client per process, Motor or PyMongo's async client.
+"""The MongoDB store: one client per process, Motor or PyMongo's async client.
 
 Motor (the default, as the design names it) is past its end of life; PyMongo's
 `AsyncMongoClient` is its successor with the same collection API, so the
@@ -19,8 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pymongo
 from opentelemetry.trace import SpanKind, Tracer
@@ -28,11 +27,11 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
 from service.domain.errors import StoreTimeoutError, StoreUnavailableError
+from service.infrastructure.config import MongoSettings
 from service.infrastructure.deadline import time_left
 
 _log = logging.getLogger(__name__)
 
-Driver = Literal["motor", "pymongo"]
 DEADLINE_RESERVE_SECONDS = 0.1
 COLLECTION = "todos"
 
@@ -50,16 +49,6 @@ INDEXES = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class MongoSettings:
-    uri: str
-    database: str = "todo"
-    driver: Driver = "motor"
-    operation_timeout_seconds: float = 5.0
-    server_selection_timeout_seconds: float = 2.0
-    connect_timeout_seconds: float = 2.0
-
-
 def _client(settings: MongoSettings) -> Any:
     options: dict[str, Any] = {
         "tz_aware": True,
@@ -67,6 +56,19 @@ def _client(settings: MongoSettings) -> Any:
         "serverSelectionTimeoutMS": int(settings.server_selection_timeout_seconds * 1000),
         "connectTimeoutMS": int(settings.connect_timeout_seconds * 1000),
         "timeoutMS": int(settings.operation_timeout_seconds * 1000),
+        # Chosen on purpose, whatever the URI says (these keywords win over it):
+        # - a write is acknowledged once a majority of the replica set has it
+        #   (journaled): an acknowledged write survives the loss of the primary;
+        # - reads see only majority-committed data, so a reply never shows an
+        #   entry that a failover could still roll back; reads go to the primary
+        #   (the default), so a caller reads its own acknowledged writes;
+        # - writes and reads are retried once by the driver after a network error
+        #   or a failover (every write here is safe to retry: inserts carry a
+        #   unique request key, updates and deletes are compare-and-set on version).
+        "w": "majority",
+        "readConcernLevel": "majority",
+        "retryWrites": True,
+        "retryReads": True,
     }
     if settings.driver == "motor":
         from motor.motor_asyncio import AsyncIOMotorClient  # noqa: PLC0415 (only the chosen driver loads)

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A stand-in for the Dockerfile's base image, built from Debian's packages.
+#
+# The Dockerfile's base is the official `python:3.11.15-slim-bookworm` (its
+# PYTHON_IMAGE build argument). Where a registry is reachable, `make image
+# PYTHON_IMAGE=python:3.11.15-slim-bookworm` builds on it and this script is
+# not used. On machines that reach no container registry (these), this script
+# makes a base with the same layout from Debian bookworm's own packages:
+#   debootstrap --variant=minbase + python3.11, python3-venv, python3-pip,
+#   ca-certificates; `python`, `python3` and `pip` on PATH as the official
+#   image has them; no EXTERNALLY-MANAGED marker (the official image has none);
+#   the machine's CA bundle as the system bundle, so that PyPI answers during
+#   the build through this machine's TLS proxy (and /etc/uv/uv.toml tells uv
+#   to use it).
+# What differs from the official image: Debian's Python 3.11.2 in /usr/bin
+# instead of 3.11.15 built into /usr/local.
+#
+# The result is imported into podman as localhost/todo-python-base:<recipe>,
+# labelled with its recipe hash (this file and the CA bundle); the root
+# filesystem is cached as .tools/image-base/<recipe>.tar, so it is built once
+# per recipe. Prints the image name on its last line of stdout.
+#
+# Installs podman, runc and debootstrap from Debian's packages when missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${TODO_IMAGE_BASE_CACHE:-$ROOT/.tools/image-base}
+SUITE=bookworm
+MIRROR=${TODO_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PACKAGES=python3.11,python3-venv,python3-pip,ca-certificates
+CA_BUNDLE=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+LABEL=org.todo.image-base.recipe
+
+log() { echo "image-base: $*" >&2; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  log "needs root (debootstrap and podman's rootful storage); run as root"
+  exit 2
+fi
+
+missing=()
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} from Debian's packages"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [[ ! -r $CA_BUNDLE ]]; then
+  log "no CA bundle at $CA_BUNDLE (set SSL_CERT_FILE)"
+  exit 2
+fi
+recipe=$(cat "$0" "$CA_BUNDLE" | sha256sum | cut -c1-16)
+image=localhost/todo-python-base:$recipe
+
+if podman image exists "$image"; then
+  log "$image is loaded"
+  echo "$image"
+  exit 0
+fi
+
+mkdir -p "$CACHE"
+tarball=$CACHE/$recipe.tar
+if [[ ! -s $tarball ]]; then
+  work=$(mktemp -d "$CACHE/build.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  rootfs=$work/rootfs
+  log "debootstrap $SUITE ($PACKAGES) into $rootfs"
+  # The downloaded packages are kept, so a changed recipe does not download them again.
+  mkdir -p "$CACHE/debs"
+  debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$CACHE/debs" \
+    "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
+    tail -20 "$work/debootstrap.log" >&2
+    exit 1
+  }
+  # The official image's names for the interpreter and pip.
+  ln -sf /usr/bin/python3.11 "$rootfs/usr/local/bin/python"
+  ln -sf /usr/bin/python3.11 "$rootfs/usr/local/bin/python3"
+  ln -sf /usr/bin/pip3 "$rootfs/usr/local/bin/pip"
+  # The official image's Python is not Debian-managed: pip installs system-wide.
+  rm -f "$rootfs"/usr/lib/python3.11/EXTERNALLY-MANAGED
+  # This machine's CA bundle (it includes the TLS proxy's authority).
+  cp "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  # uv trusts its own built-in roots unless told to use the system's (system-wide uv config).
+  mkdir -p "$rootfs/etc/uv"
+  printf 'system-certs = true\n' >"$rootfs/etc/uv/uv.toml"
+  # Slim, like the official image: no package lists, caches, docs or manuals.
+  chroot "$rootfs" apt-get clean
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+    "$rootfs"/usr/share/locale/* \
+    "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
+  find "$rootfs" -name __pycache__ -type d -prune -exec rm -rf {} +
+  rm -f "$CACHE"/*.tar  # the previous recipe's
+  tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.partial" .
+  mv "$tarball.partial" "$tarball"
+  log "cached $tarball ($(du -h "$tarball" | cut -f1))"
+fi
+
+log "importing $tarball as $image"
+podman import \
+  --change "LABEL $LABEL=$recipe" \
+  --change "LABEL org.opencontainers.image.description=stand-in for python:3.11.15-slim-bookworm from Debian packages" \
+  --change "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin" \
+  --change "ENV LANG=C.UTF-8" \
+  --change 'CMD ["python3"]' \
+  "$tarball" "$image" >&2
+echo "$image"

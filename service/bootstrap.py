@@ -1,0 +1,113 @@
+"""The composition root: settings (and, in tests, fakes) in, a finished App out.
+
+Modelled on cosmicpython's `bootstrap`: one function, every dependency a
+keyword argument whose default is the real thing, so tests and benchmarks
+pass fakes (`bootstrap(settings, repository=fake, clock=fake_clock)`) and
+production passes none. It runs at start-up inside the event loop, never at
+import time. The punq container lives inside this function only; what leaves
+it are finished objects, and nothing else resolves from a container.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import punq
+
+from service.application.page_token import PageTokenCodec
+from service.application.ports import Clock, IdGenerator, RandomIdGenerator, SystemClock
+from service.application.todo_entry import TodoEntryService
+from service.domain.repository import TodoRepository
+from service.infrastructure.auth import load_authenticator
+from service.infrastructure.config import Settings
+from service.infrastructure.grpc.admission import Admission
+from service.infrastructure.grpc.handlers import RpcObserver
+from service.infrastructure.grpc.todo_entry import TodoServicer
+from service.infrastructure.observability.telemetry import Telemetry
+from service.infrastructure.persistence.memory.store import InMemoryStore
+from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
+from service.infrastructure.persistence.mongo.store import MongoStore
+from service.infrastructure.persistence.mongo.todo_entry import MongoTodoRepository
+from service.infrastructure.persistence.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """The finished objects of one service process; `close()` releases what bootstrap opened."""
+
+    settings: Settings
+    servicer: TodoServicer
+    todos: TodoEntryService
+    page_tokens: PageTokenCodec
+    store: Store
+    telemetry: Telemetry
+
+    async def close(self) -> None:
+        """Close the store, then flush the spans (the reverse of opening)."""
+        try:
+            await self.store.close()
+        finally:
+            self.telemetry.shutdown()
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    repository: TodoRepository | None = None,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    telemetry: Telemetry | None = None,
+) -> App:
+    """Wire the service from `settings`; a keyword replaces one real dependency.
+
+    - `repository`: the entries' store. Default: MongoDB when `settings.mongodb`
+      is set, else the in-memory store. A repository passed in is always
+      ready and has nothing to close (the lifecycle sees an in-memory store).
+    - `clock`, `ids`: the time and the ids of new entries (default: the wall
+      clock in UTC, 128 random bits).
+    - `telemetry`: metrics and tracer (default: fresh metrics and the tracing
+      the settings ask for).
+
+    Raises ConfigError when a file the settings name cannot be used (the
+    tokens file); it does so before anything is opened.
+    """
+    authenticator = load_authenticator(settings.auth_tokens_file)
+    telemetry = telemetry or Telemetry.from_settings(settings)
+    store: Store
+    if repository is not None:
+        store = InMemoryStore()
+    elif settings.mongodb is not None:
+        mongo = MongoStore(settings.mongodb, telemetry.metrics.database_observer(), telemetry.tracer)
+        store, repository = mongo, MongoTodoRepository(mongo)
+    else:
+        store, repository = InMemoryStore(), InMemoryTodoRepository()
+        logging.getLogger("service").warning(
+            "TODO_MONGODB_URI is not set: using the in-memory store, entries are lost when the process stops"
+        )
+    container = punq.Container()
+    instances: dict[type[object], object] = {
+        TodoRepository: repository,
+        PageTokenCodec: PageTokenCodec(settings.page_token_secret.encode()),
+        Clock: clock or SystemClock(),
+        IdGenerator: ids or RandomIdGenerator(),
+        RpcObserver: RpcObserver(telemetry.metrics, telemetry.tracer),
+    }
+    for key, instance in instances.items():
+        container.register(key, instance=instance)
+    container.register(TodoEntryService, scope=punq.Scope.singleton)
+    container.register(
+        TodoServicer,
+        scope=punq.Scope.singleton,
+        authenticator=authenticator,
+        admission=Admission(settings.server.max_concurrent_rpcs),
+        max_rpc_seconds=settings.server.max_rpc_seconds,
+    )
+    return App(
+        settings=settings,
+        servicer=container.resolve(TodoServicer),
+        todos=container.resolve(TodoEntryService),
+        page_tokens=container.resolve(PageTokenCodec),
+        store=store,
+        telemetry=telemetry,
+    )
