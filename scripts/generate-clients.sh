@@ -41,7 +41,7 @@ done
   "${protos[@]}"
 "$venv_bin/python" -c '
 import json, sys
-from todo_client.retry import DEFAULT_RETRY_POLICY
-json.dump(DEFAULT_RETRY_POLICY.service_config(), sys.stdout, indent=2)
+from todo_client.retry import DEFAULT_RETRY_POLICY, service_config
+json.dump(service_config(DEFAULT_RETRY_POLICY), sys.stdout, indent=2)
 print()
 ' > "$out/service_config.json"

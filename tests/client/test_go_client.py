@@ -15,7 +15,7 @@ import subprocess
 
 from tests.client.service_process import running_service, tool
 from tests.e2e.process import REPO
-from todo_client.retry import DEFAULT_RETRY_POLICY
+from todo_client.retry import DEFAULT_RETRY_POLICY, service_config
 
 SERVICE_CONFIG = REPO / "clients" / "service_config.json"
 
@@ -60,6 +60,6 @@ def test_the_go_client_fails_loudly_without_a_service() -> None:
 
 def test_the_service_config_for_other_languages_is_the_clients_own() -> None:
     # One place: todo_client.retry derives it from the contract; scripts/generate-clients.sh writes the file.
-    assert json.loads(SERVICE_CONFIG.read_text(encoding="utf-8")) == DEFAULT_RETRY_POLICY.service_config(), (
+    assert json.loads(SERVICE_CONFIG.read_text(encoding="utf-8")) == service_config(DEFAULT_RETRY_POLICY), (
         "clients/service_config.json is stale: run `make generate`"
     )

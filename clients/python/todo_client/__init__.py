@@ -27,7 +27,7 @@ from todo_client.errors import (
     error_from_rpc,
 )
 from todo_client.models import Todo, TodoPage
-from todo_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy, channel_options
+from todo_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy, channel_options, service_config
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -51,5 +51,6 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "channel_options",
+    "service_config",
     "error_from_rpc",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import MethodDescriptor
@@ -74,7 +74,6 @@ class RetryPolicy:
     backoff_multiplier: float = 2.0
     max_tokens: int = 10
     token_ratio: float = 0.1
-    _service_config_json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # gRPC rejects (or silently clamps) values outside these ranges; say so here instead.
@@ -88,10 +87,9 @@ class RetryPolicy:
             raise ValueError("max_tokens must be 1 to 1000")
         if not 0.001 <= self.token_ratio <= self.max_tokens:
             raise ValueError("token_ratio must be at least 0.001 and at most max_tokens")
-        object.__setattr__(self, "_service_config_json", json.dumps(self.service_config(), separators=(",", ":")))
 
     def service_config(self) -> dict[str, object]:
-        """The gRPC service config (as a JSON-ready dict) that applies this policy."""
+        """The retry part of a gRPC service config (JSON-ready) that applies this policy."""
         return {
             "methodConfig": [
                 {
@@ -108,10 +106,6 @@ class RetryPolicy:
             "retryThrottling": {"maxTokens": self.max_tokens, "tokenRatio": round(self.token_ratio, 3)},
         }
 
-    @property
-    def service_config_json(self) -> str:
-        return self._service_config_json
-
     def backoff(self, retry: int) -> float:
         """The random delay before retry number `retry` (1 for the second attempt)."""
         ceiling = min(self.initial_backoff * self.backoff_multiplier ** (retry - 1), self.max_backoff)
@@ -126,20 +120,51 @@ DEFAULT_RETRY_POLICY = RetryPolicy()
 MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
+# The health service name a replica reports SERVING under only while it takes
+# traffic: it turns NOT_SERVING when its database is unreachable and the moment
+# a drain begins (SIGTERM), before the listener closes.
+HEALTH_CHECK_SERVICE_NAME = "readiness"
+
+
+def service_config(retry: RetryPolicy | None = DEFAULT_RETRY_POLICY) -> dict[str, object]:
+    """The channel's gRPC service config: per-RPC balancing that follows health, and retries.
+
+    - `round_robin` (gRFC A61's policy over every address the target resolves
+      to: the A-records of a headless Service's `dns:///` name, or each address
+      of an `ipv4:a,b,c` target) spreads RPCs over the replicas; the default,
+      pick_first, would put every RPC of a channel on one replica.
+    - `healthCheckConfig` (gRFC A17, client-side health checking): the channel
+      watches each replica's `readiness` status and sends new RPCs only to
+      replicas that are SERVING, so a draining replica gets none.
+    - the retry policy and throttling (gRFC A6) of `retry`, for the methods the
+      contract makes safe to repeat (see the module doc).
+
+    This dict is also written to clients/service_config.json for callers in
+    other languages (`make generate`).
+    """
+    config: dict[str, object] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": HEALTH_CHECK_SERVICE_NAME},
+    }
+    if retry is not None:
+        config.update(retry.service_config())
+    return config
+
+
 def channel_options(
     retry: RetryPolicy | None = DEFAULT_RETRY_POLICY, extra: Sequence[ChannelOption] = ()
 ) -> list[ChannelOption]:
     """Channel options for a channel to todo.v1.TodoService.
 
-    `retry=None` turns gRPC retries off. Options in `extra` win over these
-    (a `grpc.service_config` there replaces the retry policy).
+    Balancing per RPC over healthy replicas always; `retry=None` turns gRPC
+    retries off. Options in `extra` win over these (a `grpc.service_config`
+    there replaces the whole service config).
     """
-    options: dict[str, str | int] = {"grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES}
-    if retry is None:
-        options["grpc.enable_retries"] = 0
-    else:
-        options["grpc.enable_retries"] = 1
-        options["grpc.service_config"] = retry.service_config_json
+    options: dict[str, str | int] = {
+        "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
+        "grpc.enable_retries": 0 if retry is None else 1,
+        "grpc.service_config": json.dumps(service_config(retry), separators=(",", ":")),
+    }
     options.update(dict(extra))
     return list(options.items())
 
