@@ -9,7 +9,6 @@ import pytest
 
 from service.infrastructure.config import (
     DEFAULT_GRPC_ADDRESS,
-    DEFAULT_PAGE_TOKEN_SECRET,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ConfigError,
     MongoSettings,
@@ -18,6 +17,10 @@ from service.infrastructure.config import (
     TracingSettings,
     local_health_address,
 )
+from tests.client.certificates import CertificateAuthority
+
+SECRET = "tests-only-Kq8vX2pL9mZ4"  # noqa: S105 (a throwaway test value)
+WITH_SECRET = {"TODO_PAGE_TOKEN_SECRET": SECRET}
 
 
 class TestDefaults:
@@ -29,7 +32,7 @@ class TestDefaults:
         assert settings.log_level == "INFO"
         assert settings.log_level_number == logging.INFO
         assert settings.shutdown_grace_seconds == DEFAULT_SHUTDOWN_GRACE_SECONDS == 10.0
-        assert settings.page_token_secret == DEFAULT_PAGE_TOKEN_SECRET
+        assert settings.page_token_secret is None  # a random one per process (the in-memory store)
 
     def test_blank_values_count_as_unset(self) -> None:
         settings = Settings.from_env(
@@ -73,9 +76,9 @@ class TestValidOverrides:
         assert Settings.from_env({"TODO_SHUTDOWN_GRACE_SECONDS": raw}).shutdown_grace_seconds == seconds
 
     def test_page_token_secret(self) -> None:
-        settings = Settings.from_env({"TODO_PAGE_TOKEN_SECRET": "s3cret"})
+        settings = Settings.from_env({"TODO_PAGE_TOKEN_SECRET": SECRET})
 
-        assert settings.page_token_secret == "s3cret"  # noqa: S105 (a test value)
+        assert settings.page_token_secret == SECRET
 
 
 class TestInvalidValues:
@@ -118,7 +121,7 @@ class TestMongoDB:
         assert Settings.from_env({"TODO_MONGODB_DATABASE": "ignored"}).mongodb is None
 
     def test_uri_with_defaults(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/"}).mongodb
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/"}).mongodb
         assert mongodb == MongoSettings(uri="mongodb://127.0.0.1:27017/")
         assert (mongodb.database, mongodb.driver) == ("todo", "motor")
         assert mongodb.operation_timeout_seconds == 5.0
@@ -128,6 +131,7 @@ class TestMongoDB:
     def test_every_mongodb_setting_is_read(self) -> None:
         mongodb = Settings.from_env(
             {
+                **WITH_SECRET,
                 "TODO_MONGODB_URI": "mongodb://db-0:27017,db-1:27017/?replicaSet=rs0",
                 "TODO_MONGODB_DATABASE": "todo_prod",
                 "TODO_MONGODB_DRIVER": "PyMongo",
@@ -146,7 +150,9 @@ class TestMongoDB:
         )
 
     def test_srv_uri_is_accepted_without_a_dns_lookup(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/"}).mongodb
+        mongodb = Settings.from_env(
+            {**WITH_SECRET, "TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/"}
+        ).mongodb
         assert mongodb is not None
         assert mongodb.uri == "mongodb+srv://cluster.example.invalid/"
 
@@ -162,7 +168,7 @@ class TestMongoDB:
     )
     def test_malformed_uri_is_a_config_error_that_never_repeats_the_uri(self, uri: str) -> None:
         with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
-            Settings.from_env({"TODO_MONGODB_URI": uri})
+            Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": uri})
         assert "s3cret" not in str(caught.value)
 
     @pytest.mark.parametrize(
@@ -177,7 +183,7 @@ class TestMongoDB:
     )
     def test_bad_mongodb_values_name_their_variable(self, name: str, value: str) -> None:
         with pytest.raises(ConfigError, match=name):
-            Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1/", name: value})
+            Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1/", name: value})
 
     def test_health_interval(self) -> None:
         assert Settings.from_env({"TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0.5"}).health_interval_seconds == 0.5
@@ -195,8 +201,12 @@ class TestTransportSecurity:
             Settings.from_env({"TODO_TLS_CLIENT_CA_FILE": str(cert)})
 
     def test_tls_files_are_read(self, tmp_path: Path) -> None:
-        for name in ("cert.pem", "key.pem", "ca.pem"):
-            (tmp_path / name).write_text("x")
+        ca = CertificateAuthority("test CA")
+        server = ca.issue_server("localhost")
+        files = {"cert.pem": server.certificate, "key.pem": server.key, "ca.pem": ca.certificate}
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+        (tmp_path / "key.pem").chmod(0o600)
         settings = Settings.from_env(
             {
                 "TODO_TLS_CERT_FILE": str(tmp_path / "cert.pem"),
@@ -207,6 +217,7 @@ class TestTransportSecurity:
         assert settings.tls == TlsSettings(
             str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), str(tmp_path / "ca.pem")
         )
+        assert settings.warnings == ()
 
     def test_unreadable_files_are_config_errors(self, tmp_path: Path) -> None:
         missing = str(tmp_path / "nope")
@@ -222,31 +233,37 @@ class TestTransportSecurity:
 
 class TestDatabaseInTheUri:
     def test_the_uri_names_the_database_when_the_variable_is_unset(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/mydb"}).mongodb
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/mydb"}).mongodb
         assert mongodb is not None
         assert mongodb.database == "mydb"
 
     def test_the_variable_wins_over_the_uri(self) -> None:
         mongodb = Settings.from_env(
-            {"TODO_MONGODB_URI": "mongodb://127.0.0.1/mydb?retryWrites=true", "TODO_MONGODB_DATABASE": "other"}
+            {
+                **WITH_SECRET,
+                "TODO_MONGODB_URI": "mongodb://127.0.0.1/mydb?retryWrites=true",
+                "TODO_MONGODB_DATABASE": "other",
+            }
         ).mongodb
         assert mongodb is not None
         assert mongodb.database == "other"
 
     def test_an_srv_uri_names_the_database_too(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/todo_srv"}).mongodb
+        mongodb = Settings.from_env(
+            {**WITH_SECRET, "TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/todo_srv"}
+        ).mongodb
         assert mongodb is not None
         assert mongodb.database == "todo_srv"
 
     def test_a_uri_without_a_database_keeps_the_default(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1/?replicaSet=rs0"}).mongodb
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1/?replicaSet=rs0"}).mongodb
         assert mongodb is not None
         assert mongodb.database == "todo"
 
     def test_a_bad_database_name_in_the_uri_is_refused_without_repeating_the_uri(self) -> None:
         for uri in ("mongodb://user:s3cret@127.0.0.1/" + "a" * 64, "mongodb://user:s3cret@127.0.0.1/has%20space"):
             with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
-                Settings.from_env({"TODO_MONGODB_URI": uri})
+                Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": uri})
             assert "s3cret" not in str(caught.value)
 
 
