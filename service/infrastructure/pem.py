@@ -29,7 +29,8 @@ def _reason(error: ssl.SSLError) -> str:
     """OpenSSL's reason without the source location: "key values mismatch", "no certificate or crl found"."""
     if error.reason:
         return str(error.reason).replace("_", " ").lower()
-    return str(error.strerror or error).split(" (_ssl.c")[0]
+    text = str(error.strerror or error).split(" (_ssl.c")[0].removeprefix("[SSL] ")
+    return "no PEM block OpenSSL can read" if text == "PEM lib" else text
 
 
 def check_certificates(path: str, what: str) -> None:
