@@ -203,11 +203,11 @@ class Settings:
         return logging.getLevelNamesMapping()[self.log_level]
 
 
-def _secret_or_file(env: EnvReader, name: str) -> str | None:
-    """`NAME` or the content of the file `NAME_FILE` (a mounted secret; a final newline is dropped); not both."""
-    value, path = env.raw(name), env.file(f"{name}_FILE")
-    if value is not None and env.raw(f"{name}_FILE") is not None:
-        env.fail(f"{name} and {name}_FILE are both set: set one")
+def _secret_or_file(env: EnvReader, name: str, file_name: str) -> str | None:
+    """`name` or the content of the file `file_name` (a mounted secret; a final newline is dropped); not both."""
+    value, path = env.raw(name), env.file(file_name)
+    if value is not None and env.raw(file_name) is not None:
+        env.fail(f"{name} and {file_name} are both set: set one")
         return None
     if path is None:
         return value
@@ -215,17 +215,17 @@ def _secret_or_file(env: EnvReader, name: str) -> str | None:
         with open(path, encoding="utf-8") as file:
             content = file.read().strip()
     except (OSError, UnicodeDecodeError) as error:
-        env.fail(f"{name}_FILE={path!r} cannot be read as UTF-8 text: {error}")
+        env.fail(f"{file_name}={path!r} cannot be read as UTF-8 text: {error}")
         return None
     if not content:
-        env.fail(f"{name}_FILE={path!r} is empty")
+        env.fail(f"{file_name}={path!r} is empty")
         return None
     return content
 
 
 def _page_token_secret(env: EnvReader, persistent: bool) -> str | None:
     """The configured secret; required with MongoDB (its tokens outlive the process and cross replicas)."""
-    secret = _secret_or_file(env, "TODO_PAGE_TOKEN_SECRET")
+    secret = _secret_or_file(env, "TODO_PAGE_TOKEN_SECRET", "TODO_PAGE_TOKEN_SECRET_FILE")
     if secret is None:
         if persistent and env.raw("TODO_PAGE_TOKEN_SECRET_FILE") is None:
             env.fail(
@@ -290,7 +290,7 @@ def _tls(env: EnvReader, warnings: list[str]) -> TlsSettings | None:
 
 
 def _mongodb(env: EnvReader) -> MongoSettings | None:
-    uri = _secret_or_file(env, "TODO_MONGODB_URI")
+    uri = _secret_or_file(env, "TODO_MONGODB_URI", "TODO_MONGODB_URI_FILE")
     if uri is None:
         return None
     # The message never repeats the URI: it may hold a password.

@@ -196,7 +196,7 @@ def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str) -> None:
 async def test_an_unknown_method_of_the_service_is_unauthenticated_without_a_token(
     authenticated: grpc.aio.Channel, method: str
 ) -> None:
-    call = authenticated.unary_unary(method)
+    call = authenticated.unary_unary(method, None, None)
     refusals = (((), "BEARER_TOKEN_MISSING"), ((("authorization", "Bearer nope"),), "BEARER_TOKEN_INVALID"))
     for metadata, reason in refusals:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -206,7 +206,8 @@ async def test_an_unknown_method_of_the_service_is_unauthenticated_without_a_tok
     with pytest.raises(grpc.aio.AioRpcError) as known:
         await call(b"", metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=5)
     assert known.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    other = authenticated.unary_unary("/todo.v1.OtherService/Nope")  # not the service's path: plain UNIMPLEMENTED
+    # Not the service's path: plain UNIMPLEMENTED.
+    other = authenticated.unary_unary("/todo.v1.OtherService/Nope", None, None)
     with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
         await other(b"", timeout=5)
     assert elsewhere.value.code() == grpc.StatusCode.UNIMPLEMENTED

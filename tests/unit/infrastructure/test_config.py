@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -23,6 +24,7 @@ from service.infrastructure.config import (
     local_health_address,
 )
 from tests.client.certificates import CertificateAuthority
+from tests.deploy import server_contract
 
 SECRET = "tests-only-Kq8vX2pL9mZ4"  # noqa: S105 (a throwaway test value)
 WITH_SECRET = {"TODO_PAGE_TOKEN_SECRET": SECRET}
@@ -491,3 +493,9 @@ class TestTlsFilesAtStart:
         assert warning.startswith(f"TODO_TLS_KEY_FILE {key!r} is readable by group or others")
         Path(key).chmod(0o400)
         assert Settings.from_env(self.env(cert, key)).warnings == ()
+
+
+def test_the_deployment_contract_lists_exactly_the_variables_config_reads() -> None:
+    source = (Path(__file__).resolve().parents[3] / "service" / "infrastructure" / "config.py").read_text()
+    read = set(re.findall(r'"(TODO_[A-Z_]+)"', source))
+    assert read == set(server_contract.TODO_ENV)
