@@ -212,6 +212,11 @@ def server_options(knobs: ServerSettings, reuse_port: bool) -> list[tuple[str, i
         # Calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS):
         # one connection cannot hold thousands of streams; a client queues the rest.
         ("grpc.max_concurrent_streams", knobs.max_concurrent_streams),
+        # A client may open streams before it has seen that limit (a burst on a
+        # fresh connection): accept those instead of refusing them with
+        # RST_STREAM(REFUSED_STREAM), which reaches callers as UNAVAILABLE. The
+        # limit holds from the client's SETTINGS acknowledgement on.
+        ("grpc.http.overload_protection", 0),
     ]
     if knobs.max_connection_age_seconds > 0:
         # Long-lived HTTP/2 connections are closed (with GOAWAY) after this
