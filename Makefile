@@ -115,7 +115,11 @@ ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data k
 	mkdir -p $(DATA)/ferretdb
 	$(FERRETDB) -listen-addr 127.0.0.1:27017 -state-dir $(DATA)/ferretdb
 
+# MongoDB needs a page-token secret: yours (TODO_PAGE_TOKEN_SECRET[_FILE]), else a random one for this run.
 run-mongo: install ## Serve on MongoDB at TODO_MONGODB_URI (default: the `make ferretdb` server)
+	if [ -z "$${TODO_PAGE_TOKEN_SECRET:-}$${TODO_PAGE_TOKEN_SECRET_FILE:-}" ]; then \
+	  echo "make: TODO_PAGE_TOKEN_SECRET is not set: a random one for this run (its page tokens end with it)"; \
+	  export TODO_PAGE_TOKEN_SECRET="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')"; fi; \
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
 	TODO_MONGODB_URI=$${TODO_MONGODB_URI:-mongodb://127.0.0.1:27017/} $(BIN)/python -m service
 

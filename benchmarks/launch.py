@@ -7,6 +7,7 @@ Each server runs pinned to the server core (FerretDB on the load core), as a
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ def loop_flag() -> list[str]:
     return ["--uvloop"] if service_api.default_event_loop() == "uvloop" else []
 
 
+BENCH_PAGE_TOKEN_SECRET = secrets.token_urlsafe(32)
+
+
 def start_service(
     bench: Bench,
     name: str,
@@ -44,6 +48,8 @@ def start_service(
     port = port or free_port()
     metrics_port = free_port() if metrics else None
     settings = {"TODO_GRPC_ADDRESS": f"127.0.0.1:{port}", **env}
+    if "TODO_MONGODB_URI" in settings:  # required with MongoDB; the run's services share it
+        settings.setdefault("TODO_PAGE_TOKEN_SECRET", BENCH_PAGE_TOKEN_SECRET)
     if metrics_port is not None:
         settings["TODO_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_port}"
     argv = [bench.python, *(entry or ["-m", "service"])]

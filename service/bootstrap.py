@@ -11,6 +11,7 @@ it are finished objects, and nothing else resolves from a container.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 import punq
@@ -72,8 +73,10 @@ def bootstrap(
     Raises ConfigError when a file the settings name cannot be used (the
     tokens file); it does so before anything is opened.
     """
-    authenticator = load_authenticator(settings.auth_tokens_file)
+    authenticator = load_authenticator(settings.auth_tokens_file, settings.auth_tokens_reload_seconds)
     telemetry = telemetry or Telemetry.from_settings(settings)
+    if authenticator is not None:
+        authenticator.report_to(telemetry.metrics)
     store: Store
     if repository is not None:
         store = InMemoryStore()
@@ -88,7 +91,7 @@ def bootstrap(
     container = punq.Container()
     instances: dict[type[object], object] = {
         TodoRepository: repository,
-        PageTokenCodec: PageTokenCodec(settings.page_token_secret.encode()),
+        PageTokenCodec: PageTokenCodec(page_token_key(settings)),
         Clock: clock or SystemClock(),
         IdGenerator: ids or RandomIdGenerator(),
         RpcObserver: RpcObserver(telemetry.metrics, telemetry.tracer),
@@ -111,3 +114,15 @@ def bootstrap(
         store=store,
         telemetry=telemetry,
     )
+
+
+def page_token_key(settings: Settings) -> bytes:
+    """The configured secret, else 32 random bytes for this process only.
+
+    A random key is safe with the in-memory store: its tokens cannot outlive
+    the entries they page through, and Settings.from_env requires a
+    configured secret with MongoDB and with several workers.
+    """
+    if settings.page_token_secret is not None:
+        return settings.page_token_secret.encode()
+    return secrets.token_bytes(32)

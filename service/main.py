@@ -52,6 +52,8 @@ def main(make_app: MakeApp | None = None) -> int:
     except ConfigError as error:
         return configuration_error(error)
     configure_logging(settings.log_level_number, settings.log_format)
+    for warning in settings.warnings:
+        _log.warning("%s", warning)
     if settings.workers > 1:
         from service.supervisor import supervise  # noqa: PLC0415 (see module doc)
 
@@ -116,12 +118,12 @@ async def serve(app: App, *, serve_metrics: bool = True) -> None:
             _log.info("metrics on %s", metrics_url)
         elif settings.metrics_address:
             metrics_url = f"http://{settings.metrics_address}/metrics (served by the supervisor)"
-        running = await start_server(app.servicer, settings)
+        running = await start_server(app.servicer, settings, metrics=app.telemetry.metrics)
         stack.push_async_callback(_drain, running, settings.shutdown_drain_seconds, settings.shutdown_grace_seconds)
         _log.info(
             "serving todo.v1.TodoService on %s (%s)",
             _with_port(settings.grpc_address, running.port),
-            startup_summary(app, metrics_url),
+            startup_summary(app, metrics_url, health_url(settings, running)),
         )
 
         async def report(ready: bool) -> None:
@@ -136,13 +138,23 @@ async def serve(app: App, *, serve_metrics: bool = True) -> None:
     _log.info("stopped")
 
 
-def startup_summary(app: App, metrics_url: str) -> str:
+def health_url(settings: Settings, running: RunningServer) -> str:
+    """Where the dedicated health listener is, or "off"."""
+    if running.health_port is None:
+        return "off"
+    return _with_port(settings.health_address, running.health_port)
+
+
+def startup_summary(app: App, metrics_url: str, health_listener: str = "off") -> str:
     """What is on, for the start-up line: store and driver, TLS, tokens, reflection, tracing, metrics, workers."""
     settings = app.settings
     tls = "off" if settings.tls is None else ("mTLS" if settings.tls.client_ca_file else "on")
+    page_tokens = "configured secret" if settings.page_token_secret is not None else "random per-process secret"
     return "; ".join(
         (
             f"store: {app.store.description}",
+            f"health listener: {health_listener}",
+            f"page tokens: {page_tokens}",
             f"TLS: {tls}",
             f"tokens: {'required' if settings.auth_tokens_file else 'off'}",
             f"reflection: {'on' if settings.reflection else 'off'}",

@@ -4,8 +4,11 @@ The tokens file (TODO_AUTH_TOKENS_FILE, typically a mounted Kubernetes
 Secret) holds one token a line, either in clear or as `sha256:<hex digest>`;
 empty lines and `#` comments are ignored. Only SHA-256 digests are kept in
 memory, and a presented token is compared with every digest in constant time.
-The file is re-read when it changes (checked at most every few seconds), so
-rotating a mounted secret needs no restart. Tokens never reach a log line or
+The file is re-read when it changes (checked at most every
+TODO_AUTH_TOKENS_RELOAD_SECONDS), so rotating a mounted secret needs no
+restart, and removing a token revokes it within that interval. A file that
+turns missing, unreadable, malformed or empty refuses every token: access
+fails closed, never on the previous tokens. Tokens never reach a log line or
 an error message.
 """
 
@@ -18,11 +21,12 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 from service.infrastructure.config import ConfigError
 
 _log = logging.getLogger(__name__)
-RECHECK_SECONDS = 5.0
+DEFAULT_RELOAD_SECONDS = 5.0  # TODO_AUTH_TOKENS_RELOAD_SECONDS
 
 
 class TokenCheck(enum.Enum):
@@ -63,37 +67,89 @@ def token_digests(path: str) -> tuple[bytes, ...]:
     return tuple(digests)
 
 
-def load_authenticator(path: str | None) -> TokenAuthenticator | None:
+def load_authenticator(path: str | None, reload_seconds: float = DEFAULT_RELOAD_SECONDS) -> TokenAuthenticator | None:
     """The authenticator of TODO_AUTH_TOKENS_FILE (None: no authentication); ConfigError when unusable."""
     if path is None:
         return None
     try:
-        return TokenAuthenticator(path)
+        return TokenAuthenticator(path, reload_seconds)
     except (OSError, TokenFileError) as error:
         raise ConfigError(f"TODO_AUTH_TOKENS_FILE: {error}") from None
 
 
-class TokenAuthenticator:
-    """Checks the `authorization: Bearer <token>` metadata of a call."""
+class TokenObserver(Protocol):
+    """Where the authenticator reports its state (the metrics)."""
 
-    def __init__(self, path: str) -> None:
+    def tokens_loaded(self, count: int) -> None:
+        """`count` tokens are accepted from now on (0: the file is unusable, every call is refused)."""
+
+    def reload_failed(self) -> None:
+        """A reload found the file unusable."""
+
+
+def _signature(stat: os.stat_result) -> tuple[int, int, int]:
+    # A Kubernetes Secret update swaps a symlink: a new inode as well as a new mtime.
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+class TokenAuthenticator:
+    """Checks the `authorization: Bearer <token>` metadata of a call.
+
+    The file is checked for a change at most every `reload_seconds`, on the
+    next call. Fail closed: when a reload finds it missing, unreadable,
+    malformed or without a token, every token is refused (logged at ERROR,
+    counted) until the file is usable again; then its tokens work again.
+    """
+
+    def __init__(self, path: str, reload_seconds: float = DEFAULT_RELOAD_SECONDS) -> None:
         self._path = path
+        self._reload_seconds = reload_seconds
+        signature = _signature(os.stat(path))
         self._digests = token_digests(path)
-        self._mtime = os.stat(path).st_mtime_ns
-        self._next_check = time.monotonic() + RECHECK_SECONDS
+        self._signature: tuple[int, int, int] | None = signature
+        self._next_check = time.monotonic() + reload_seconds
+        self._observer: TokenObserver | None = None
+
+    @property
+    def token_count(self) -> int:
+        """How many tokens are accepted right now (0: every call is refused)."""
+        return len(self._digests)
+
+    def report_to(self, observer: TokenObserver) -> None:
+        """Report the number of tokens and failed reloads to `observer` from now on."""
+        self._observer = observer
+        observer.tokens_loaded(len(self._digests))
 
     def _refresh(self) -> None:
         now = time.monotonic()
         if now < self._next_check:
             return
-        self._next_check = now + RECHECK_SECONDS
+        self._next_check = now + self._reload_seconds
         try:
-            mtime = os.stat(self._path).st_mtime_ns
-            if mtime != self._mtime:
-                self._digests, self._mtime = token_digests(self._path), mtime
-                _log.info("tokens file reloaded: %d tokens", len(self._digests))
+            signature = _signature(os.stat(self._path))
+        except OSError as error:
+            self._fail(None, f"cannot read the tokens file {self._path!r}: {error.strerror}")
+            return
+        if signature == self._signature:
+            return
+        try:
+            digests = token_digests(self._path)
         except (OSError, TokenFileError) as error:
-            _log.error("keeping the previous tokens: %s", error)
+            self._fail(signature, str(error))
+            return
+        self._digests, self._signature = digests, signature
+        _log.info("tokens file reloaded: %d tokens", len(digests))
+        if self._observer is not None:
+            self._observer.tokens_loaded(len(digests))
+
+    def _fail(self, signature: tuple[int, int, int] | None, reason: str) -> None:
+        """Refuse every token; log and count once per change of the file."""
+        if self._digests or signature != self._signature:
+            _log.error("tokens file unusable, every token is refused until it is fixed: %s", reason)
+            if self._observer is not None:
+                self._observer.reload_failed()
+                self._observer.tokens_loaded(0)
+        self._digests, self._signature = (), signature
 
     def check(self, metadata: Iterable[tuple[str, str | bytes]]) -> TokenCheck:
         """Whether the metadata carries a known bearer token, none, or another one."""

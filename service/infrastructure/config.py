@@ -17,14 +17,22 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 from urllib.parse import unquote, urlsplit
 
+from service.infrastructure import pem
 from service.infrastructure.config_reader import ConfigError as ConfigError  # noqa: PLC0414 (re-exported for callers)
 from service.infrastructure.config_reader import EnvReader, address, boolean, one_of
 
 DEFAULT_GRPC_ADDRESS = "0.0.0.0:50051"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
-# Signs page tokens. Set TODO_PAGE_TOKEN_SECRET in production so that clients
-# cannot forge tokens; every replica must share the same value.
-DEFAULT_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (documented default)
+# The value earlier releases used when no secret was configured: public in the
+# source, so it is refused like a placeholder.
+BUILT_IN_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (refused, never used)
+MIN_SECRET_BYTES = 16
+# Values that are left in templates and examples, never chosen (compared ignoring
+# case and punctuation), and words that mark a value as a placeholder.
+_PLACEHOLDER_SECRETS = frozenset(
+    {"secret", "password", "changeme", "changeit", "default", "example", "test", "todo", "xxx", "none", "null"}
+)
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "insertsecret")
 DEFAULT_DATABASE = "todo"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
@@ -33,6 +41,7 @@ MIB = 1024 * 1024
 MONGODB_DRIVERS = ("motor", "pymongo")
 TRACE_EXPORTERS = ("otlp", "console", "none")
 DEFAULT_HEALTH_INTERVAL_SECONDS = 2.0
+DEFAULT_AUTH_TOKENS_RELOAD_SECONDS = 5.0
 
 Driver = Literal["motor", "pymongo"]
 
@@ -53,6 +62,10 @@ class ServerSettings:
     keepalive_timeout_seconds: float = 20.0
     max_connection_age_seconds: float = 300.0  # 0: connections live forever
     max_connection_age_grace_seconds: float = 30.0
+    # HTTP/2 streams (calls) open at once on one connection; more wait in the client.
+    max_concurrent_streams: int = 100
+    # grpc.health.v1 Watch streams open at once (all connections); more: RESOURCE_EXHAUSTED.
+    max_health_watches: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +110,12 @@ class Settings:
     grpc_address: str = DEFAULT_GRPC_ADDRESS
     log_level: str = "INFO"
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
-    page_token_secret: str = DEFAULT_PAGE_TOKEN_SECRET
+    # None: a random secret made at start-up (from_env allows it with the in-memory store only).
+    page_token_secret: str | None = None
     # None: the embedded in-memory store.
     mongodb: MongoSettings | None = None
+    # A second, plaintext listener serving grpc.health.v1 only (probes); "": none.
+    health_address: str = ""
     health_interval_seconds: float = DEFAULT_HEALTH_INTERVAL_SECONDS
     log_format: str = "json"
     metrics_address: str = ""
@@ -108,12 +124,15 @@ class Settings:
     workers: int = 1
     tls: TlsSettings | None = None
     auth_tokens_file: str | None = None
+    auth_tokens_reload_seconds: float = DEFAULT_AUTH_TOKENS_RELOAD_SECONDS
     reflection: bool = True
     event_loop: str = "uvloop"
     tracing: TracingSettings = field(default_factory=TracingSettings)
     # Never read from the environment: the supervisor sets it for its workers
     # (prometheus_client's multiprocess mode, see observability/metrics.py).
     metrics_multiprocess_dir: str | None = None
+    # What start-up should log at WARNING (an expired certificate, a key others can read).
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -122,14 +141,23 @@ class Settings:
         grpc_address = env.read("TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS, address)
         if workers > 1 and grpc_address.endswith(":0"):
             env.fail("TODO_WORKERS > 1 needs a fixed port in TODO_GRPC_ADDRESS (the workers share it)")
-        if workers > 1 and env.raw("TODO_MONGODB_URI") is None:
+        health_address = env.read("TODO_HEALTH_ADDRESS", "", address)
+        if workers > 1 and health_address.endswith(":0"):
+            env.fail("TODO_WORKERS > 1 needs a fixed port in TODO_HEALTH_ADDRESS (the workers share it)")
+        mongodb = _mongodb(env)
+        if workers > 1 and mongodb is None:
+            # Also what keeps the random page-token secret to one process: it is never shared.
             env.fail("TODO_WORKERS > 1 needs TODO_MONGODB_URI: each worker would keep its own in-memory store")
         auth_tokens_file = env.file("TODO_AUTH_TOKENS_FILE")
+        warnings: list[str] = []
         settings = cls(
             # uvloop measured 8-19% faster here (benchmarks/results); asyncio stays selectable.
             event_loop=env.choice("TODO_EVENT_LOOP", "uvloop", EVENT_LOOPS),
-            tls=_tls(env),
+            tls=_tls(env, warnings),
             auth_tokens_file=auth_tokens_file,
+            auth_tokens_reload_seconds=env.seconds(
+                "TODO_AUTH_TOKENS_RELOAD_SECONDS", DEFAULT_AUTH_TOKENS_RELOAD_SECONDS, minimum=0.05
+            ),
             # Reflection describes the whole API to anyone who can connect:
             # on by default without authentication, off by default with it.
             reflection=env.read("TODO_REFLECTION", auth_tokens_file is None, boolean),
@@ -151,17 +179,21 @@ class Settings:
                 max_connection_age_grace_seconds=env.seconds(
                     "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS", 30.0, maximum=86400
                 ),
+                max_concurrent_streams=env.integer("TODO_MAX_CONCURRENT_STREAMS", 100, minimum=1, maximum=65_536),
+                max_health_watches=env.integer("TODO_MAX_HEALTH_WATCHES", 1000, minimum=0, maximum=1_000_000),
             ),
             workers=workers,
-            mongodb=_mongodb(env),
+            mongodb=mongodb,
+            health_address=health_address,
             health_interval_seconds=env.seconds(
                 "TODO_HEALTH_CHECK_INTERVAL_SECONDS", DEFAULT_HEALTH_INTERVAL_SECONDS, minimum=0.05
             ),
             grpc_address=grpc_address,
             log_level=env.read("TODO_LOG_LEVEL", "INFO", lambda value: one_of(value.upper(), LOG_LEVELS)),
             shutdown_grace_seconds=env.seconds("TODO_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
-            page_token_secret=env.raw("TODO_PAGE_TOKEN_SECRET") or DEFAULT_PAGE_TOKEN_SECRET,
+            page_token_secret=_page_token_secret(env, mongodb is not None),
             tracing=_tracing(env),
+            warnings=tuple(warnings),
         )
         env.finish()
         return settings
@@ -171,7 +203,58 @@ class Settings:
         return logging.getLevelNamesMapping()[self.log_level]
 
 
-def _tls(env: EnvReader) -> TlsSettings | None:
+def _secret_or_file(env: EnvReader, name: str, file_name: str) -> str | None:
+    """`name` or the content of the file `file_name` (a mounted secret; a final newline is dropped); not both."""
+    value, path = env.raw(name), env.file(file_name)
+    if value is not None and env.raw(file_name) is not None:
+        env.fail(f"{name} and {file_name} are both set: set one")
+        return None
+    if path is None:
+        return value
+    try:
+        with open(path, encoding="utf-8") as file:
+            content = file.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        env.fail(f"{file_name}={path!r} cannot be read as UTF-8 text: {error}")
+        return None
+    if not content:
+        env.fail(f"{file_name}={path!r} is empty")
+        return None
+    return content
+
+
+def _page_token_secret(env: EnvReader, persistent: bool) -> str | None:
+    """The configured secret; required with MongoDB (its tokens outlive the process and cross replicas)."""
+    secret = _secret_or_file(env, "TODO_PAGE_TOKEN_SECRET", "TODO_PAGE_TOKEN_SECRET_FILE")
+    if secret is None:
+        if persistent and env.raw("TODO_PAGE_TOKEN_SECRET_FILE") is None:
+            env.fail(
+                "TODO_PAGE_TOKEN_SECRET (or TODO_PAGE_TOKEN_SECRET_FILE) is required with TODO_MONGODB_URI: "
+                "the same random value on every replica, e.g. `openssl rand -base64 32`"
+            )
+        return None
+    problem = secret_problem(secret)
+    if problem is not None:
+        env.fail(f"TODO_PAGE_TOKEN_SECRET {problem}; use a random value, e.g. `openssl rand -base64 32`")
+        return None
+    return secret
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot sign anything (the built-in value, a placeholder, too short), or None."""
+    folded = re.sub(r"[^a-z0-9]", "", secret.lower())
+    if secret == BUILT_IN_PAGE_TOKEN_SECRET:
+        return "is the built-in value, public in the source"
+    if folded in _PLACEHOLDER_SECRETS or any(word in folded for word in _PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    if len(set(secret)) <= 2:
+        return "is one or two characters repeated"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def _tls(env: EnvReader, warnings: list[str]) -> TlsSettings | None:
     cert, key = env.file("TODO_TLS_CERT_FILE"), env.file("TODO_TLS_KEY_FILE")
     client_ca = env.file("TODO_TLS_CLIENT_CA_FILE")
     if env.raw("TODO_TLS_CERT_FILE") is None and env.raw("TODO_TLS_KEY_FILE") is None:
@@ -182,15 +265,40 @@ def _tls(env: EnvReader) -> TlsSettings | None:
         env.fail("TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE go together: set both or neither")
     if cert is None or key is None:
         return None
+    # Load the PEM files now: a bad one is a configuration error naming the
+    # file, not a "Failed to bind" when the port is opened.
+    try:
+        pem.check_key_pair(cert, key)
+        warnings.extend(pem.validity_warnings(cert))
+        if pem.readable_by_others(key):
+            warnings.append(
+                f"TODO_TLS_KEY_FILE {key!r} is readable by group or others: make it 0400 or 0600 "
+                "(Kubernetes: defaultMode: 0400 on the secret volume)"
+            )
+    except ConfigError as error:
+        env.fail(str(error))
+    except OSError as error:
+        env.fail(f"TLS files cannot be read: {error}")
+    if client_ca is not None:
+        try:
+            pem.check_certificates(client_ca, "TODO_TLS_CLIENT_CA_FILE")
+        except ConfigError as error:
+            env.fail(str(error))
+        except OSError as error:
+            env.fail(f"TODO_TLS_CLIENT_CA_FILE cannot be read: {error}")
     return TlsSettings(cert_file=cert, key_file=key, client_ca_file=client_ca)
 
 
 def _mongodb(env: EnvReader) -> MongoSettings | None:
-    uri = env.raw("TODO_MONGODB_URI")
+    uri = _secret_or_file(env, "TODO_MONGODB_URI", "TODO_MONGODB_URI_FILE")
     if uri is None:
         return None
     # The message never repeats the URI: it may hold a password.
-    in_uri = env.read("TODO_MONGODB_URI", None, _database_in_uri, show_value=False)
+    in_uri: str | None = None
+    try:
+        in_uri = _database_in_uri(uri)
+    except ConfigError as error:
+        env.fail(f"TODO_MONGODB_URI {error}")
     database = env.read("TODO_MONGODB_DATABASE", in_uri or DEFAULT_DATABASE, _database)
     return MongoSettings(
         uri=uri,
@@ -255,8 +363,10 @@ def _exporters(value: str) -> tuple[str, ...]:
 
 
 def local_health_address(environ: Mapping[str, str]) -> str:
-    """127.0.0.1 and the port of TODO_GRPC_ADDRESS: where a probe on the same host looks."""
+    """127.0.0.1 and the port of TODO_HEALTH_ADDRESS, else TODO_GRPC_ADDRESS: where a local probe looks."""
     env = EnvReader(environ)
-    configured = env.read("TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS, address)
+    configured = env.read("TODO_HEALTH_ADDRESS", "", address) or env.read(
+        "TODO_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESS, address
+    )
     env.finish()
     return f"127.0.0.1:{configured.rsplit(':', 1)[1]}"

@@ -67,25 +67,38 @@ class CertificateAuthority:
     def certificate(self) -> bytes:
         return self._certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue_server(self, *dns_names: str, ip_addresses: tuple[str, ...] = ("127.0.0.1",)) -> KeyPair:
+    def issue_server(
+        self,
+        *dns_names: str,
+        ip_addresses: tuple[str, ...] = ("127.0.0.1",),
+        valid: tuple[datetime.datetime, datetime.datetime] | None = None,
+    ) -> KeyPair:
+        """A server certificate; `valid` (not before, not after) replaces "from 5 minutes ago for a day"."""
         names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
         names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
-        return self._issue("todo test server", names, ExtendedKeyUsageOID.SERVER_AUTH)
+        return self._issue("todo test server", names, ExtendedKeyUsageOID.SERVER_AUTH, valid)
 
     def issue_client(self, common_name: str) -> KeyPair:
         return self._issue(common_name, [x509.DNSName(common_name)], ExtendedKeyUsageOID.CLIENT_AUTH)
 
-    def _issue(self, common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier) -> KeyPair:
+    def _issue(
+        self,
+        common_name: str,
+        names: list[x509.GeneralName],
+        usage: x509.ObjectIdentifier,
+        valid: tuple[datetime.datetime, datetime.datetime] | None = None,
+    ) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
+        not_before, not_after = valid or (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
         certificate = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)

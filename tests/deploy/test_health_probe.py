@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ import grpc
 import pymongo
 import pytest
 
+from tests.client.certificates import CertificateAuthority
 from tests.deploy import server_contract as contract
 from tests.e2e.process import REPO, ServiceProcess
 from tests.mongo_server import MongoServer
@@ -152,3 +154,45 @@ def test_sigterm_turns_every_name_not_serving_during_the_drain_then_exits_0(heal
         assert service.wait() == 0, service.output
     after = probe(health_probe, address, contract.LIVENESS)
     assert after.returncode == CONNECTION_FAILURE, explain(after)
+
+
+def test_the_health_listener_serves_the_probes_while_the_main_port_requires_mtls(
+    health_probe: Path, tmp_path: Path
+) -> None:
+    ca = CertificateAuthority("todo test CA")
+    server = ca.issue_server("localhost")
+    files = {"server.pem": server.certificate, "server.key": server.key, "ca.pem": ca.certificate}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).chmod(0o600)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        health_port = free.getsockname()[1]
+    env = {
+        "TODO_TLS_CERT_FILE": str(tmp_path / "server.pem"),
+        "TODO_TLS_KEY_FILE": str(tmp_path / "server.key"),
+        "TODO_TLS_CLIENT_CA_FILE": str(tmp_path / "ca.pem"),
+        "TODO_HEALTH_ADDRESS": f"127.0.0.1:{health_port}",
+    }
+    with ServiceProcess(env) as service:
+        main = service.wait_serving()
+        health = service.wait_health_listener()
+        assert health == f"127.0.0.1:{health_port}"
+        for name in contract.HEALTH_NAMES:
+            result = probe(health_probe, health, name)
+            assert result.returncode == SERVING, explain(result)
+        plaintext_main = probe(health_probe, main, contract.LIVENESS)
+        assert plaintext_main.returncode != SERVING, explain(plaintext_main)
+        # The image's HEALTHCHECK: `python -m service.probe` with the container's environment and no address.
+        probe_env = {**os.environ, "TODO_GRPC_ADDRESS": main, "TODO_HEALTH_ADDRESS": f"0.0.0.0:{health_port}"}
+        local = subprocess.run(
+            [sys.executable, "-m", "service.probe"],
+            cwd=REPO,
+            env=probe_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert (local.returncode, local.stdout.strip()) == (0, "SERVING"), local.stderr
+        assert service.terminate() == 0, service.output

@@ -7,12 +7,14 @@ timings from the ConfigMap.
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 from typing import Any, cast
 
 import pytest
 
-from service.infrastructure.config import Settings
+from service.infrastructure.config import ConfigError, Settings
 from tests.deploy import server_contract as contract
 from tests.deploy.dockerfile import parse
 from tests.deploy.manifests import KUBERNETES, Kubernetes, Manifest, quantity
@@ -170,7 +172,12 @@ def test_the_secret_holds_clearly_marked_placeholders(k8s: Kubernetes) -> None:
 
 
 def test_the_configuration_is_accepted_by_the_server(k8s: Kubernetes) -> None:
-    settings = Settings.from_env({**k8s.config_map, **k8s.secret})
+    # The Secret as shipped is a template: the server refuses its placeholder (fail closed) ...
+    with pytest.raises(ConfigError, match="TODO_PAGE_TOKEN_SECRET is a placeholder"):
+        Settings.from_env({**k8s.config_map, **k8s.secret})
+    # ... and accepts it filled in as its comment says (`openssl rand -base64 32`).
+    filled = {**k8s.secret, "TODO_PAGE_TOKEN_SECRET": base64.b64encode(os.urandom(32)).decode()}
+    settings = Settings.from_env({**k8s.config_map, **filled})
     assert settings.grpc_address == contract.GRPC_ADDRESS
     assert settings.metrics_address == contract.METRICS_ADDRESS
     assert settings.mongodb is not None

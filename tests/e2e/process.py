@@ -21,6 +21,9 @@ from typing import Self
 REPO = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"serving todo\.v1\.TodoService on (?P<host>\S+):(?P<port>\d+)")
 READY = r"readiness: SERVING"
+HEALTH_LISTENER = re.compile(r"health listener: (?P<host>[^\s;]+):(?P<port>\d+)")
+# The page-token secret of test services on MongoDB (required there); processes share it like replicas.
+TEST_PAGE_TOKEN_SECRET = "tests-only-page-token-key-5b0e9d47c1"  # noqa: S105 (a throwaway test value)
 
 
 class LoggedProcess:
@@ -82,6 +85,11 @@ class LoggedProcess:
             self.wait_for(READY, timeout)
         return f"{match['host']}:{match['port']}"
 
+    def wait_health_listener(self, timeout: float = 30.0) -> str:
+        """The address `host:port` of the dedicated health listener (TODO_HEALTH_ADDRESS)."""
+        match = self.wait_for(HEALTH_LISTENER.pattern, timeout)
+        return f"{match['host']}:{match['port']}"
+
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then the exit status."""
         if self.process.poll() is None:
@@ -116,4 +124,7 @@ class ServiceProcess(LoggedProcess):
         full_env = {key: value for key, value in os.environ.items() if not key.startswith("TODO_")}
         full_env.update({"TODO_GRPC_ADDRESS": "127.0.0.1:0", "PYTHONUNBUFFERED": "1"})
         full_env.update(env or {})
+        uses_mongodb = "TODO_MONGODB_URI" in full_env or "TODO_MONGODB_URI_FILE" in full_env
+        if uses_mongodb and not {"TODO_PAGE_TOKEN_SECRET", "TODO_PAGE_TOKEN_SECRET_FILE"} & set(full_env):
+            full_env["TODO_PAGE_TOKEN_SECRET"] = TEST_PAGE_TOKEN_SECRET
         super().__init__([sys.executable, "-m", module], full_env, REPO)

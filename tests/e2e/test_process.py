@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import socket
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.client.certificates import CertificateAuthority
 from tests.e2e.process import REPO, ServiceProcess
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
@@ -163,3 +166,48 @@ async def test_each_event_loop_serves_and_stops_cleanly(loop: str) -> None:
             created = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content=f"on {loop}")))).todo
             assert (await stub.GetTodo(pb.GetTodoRequest(id=created.id))).todo == created
         assert await asyncio.to_thread(service.terminate) == 0, service.output
+
+
+def test_a_garbage_or_mismatched_tls_key_exits_2_with_one_line_naming_the_file(tmp_path: Path) -> None:
+    ca = CertificateAuthority("test CA")
+    cert = tmp_path / "server.pem"
+    cert.write_bytes(ca.issue_server("localhost").certificate)
+    key = tmp_path / "server.key"
+    other_key = ca.issue_server("x").key
+    for content, problem in ((b"garbage\n", "is not a usable PEM private key"), (other_key, "does not match")):
+        key.write_bytes(content)
+        key.chmod(0o600)
+        result = run_with({"TODO_TLS_CERT_FILE": str(cert), "TODO_TLS_KEY_FILE": str(key)})
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"todo-service: configuration error: TODO_TLS_KEY_FILE {str(key)!r} {problem}")
+
+
+def test_mongodb_with_a_placeholder_or_no_page_token_secret_exits_2() -> None:
+    mongo = {"TODO_MONGODB_URI": "mongodb://127.0.0.1:1/"}
+    for env in (mongo, {**mongo, "TODO_PAGE_TOKEN_SECRET": "changeme"}):
+        result = run_with(env)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "TODO_PAGE_TOKEN_SECRET" in lines[0]
+        assert "changeme" not in lines[0]
+
+
+def test_an_expired_certificate_and_a_loose_key_are_logged_at_warning(tmp_path: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    pair = CertificateAuthority("test CA").issue_server(
+        "localhost", valid=(now - datetime.timedelta(days=10), now - datetime.timedelta(days=1))
+    )
+    (tmp_path / "server.pem").write_bytes(pair.certificate)
+    (tmp_path / "server.key").write_bytes(pair.key)
+    (tmp_path / "server.key").chmod(0o644)
+    env = {"TODO_TLS_CERT_FILE": str(tmp_path / "server.pem"), "TODO_TLS_KEY_FILE": str(tmp_path / "server.key")}
+    with ServiceProcess(env) as service:
+        service.wait_serving()
+        assert service.terminate() == 0
+    warnings = [json.loads(line) for line in service.output.splitlines() if '"WARNING"' in line]
+    messages = [str(line["message"]) for line in warnings]
+    assert any("the certificate expired on" in message for message in messages), service.output
+    assert any("is readable by group or others" in message for message in messages), service.output

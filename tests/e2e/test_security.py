@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,3 +219,78 @@ def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str, health_probe:
         assert health.returncode == 0, health.stderr
         assert service.terminate() == 0
     assert TOKEN not in service.output
+
+
+@pytest.mark.parametrize(
+    "method", ["/todo.v1.TodoService/Nope", "/todo.v1.TodoService/", "/todo.v1.TodoService/GetTodoX"]
+)
+async def test_an_unknown_method_of_the_service_is_unauthenticated_without_a_token(
+    authenticated: grpc.aio.Channel, method: str
+) -> None:
+    call = authenticated.unary_unary(method, None, None)
+    refusals = (((), "BEARER_TOKEN_MISSING"), ((("authorization", "Bearer nope"),), "BEARER_TOKEN_INVALID"))
+    for metadata, reason in refusals:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(b"", metadata=metadata, timeout=5)
+        error = decode(caught.value)
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, reason)
+    with pytest.raises(grpc.aio.AioRpcError) as known:
+        await call(b"", metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=5)
+    assert known.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    # Not the service's path: plain UNIMPLEMENTED.
+    other = authenticated.unary_unary("/todo.v1.OtherService/Nope", None, None)
+    with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+        await other(b"", timeout=5)
+    assert elsewhere.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_a_removed_token_is_refused_within_the_reload_interval_and_an_emptied_file_refuses_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"{TOKEN}\n{HASHED_TOKEN}\n")
+    interval = 0.5
+    settings = Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path), "TODO_AUTH_TOKENS_RELOAD_SECONDS": str(interval)})
+    running = await started(settings)
+    request = pb.CreateTodoRequest(todo=pb.Todo(content="revocable"))
+
+    async def outcome(stub: pb_grpc.TodoServiceAsyncStub, token: str) -> grpc.StatusCode:
+        try:
+            await stub.CreateTodo(request, metadata=(("authorization", f"Bearer {token}"),), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    async def refused_after(stub: pb_grpc.TodoServiceAsyncStub, token: str) -> float:
+        """Seconds from the file change until `token` is refused (asked every 10 ms)."""
+        changed = time.monotonic()
+        while await outcome(stub, token) == grpc.StatusCode.OK:
+            assert time.monotonic() - changed < 30, "the token is still accepted"
+            await asyncio.sleep(0.01)
+        return time.monotonic() - changed
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+            assert await outcome(stub, TOKEN) == grpc.StatusCode.OK
+            path.write_text(f"{HASHED_TOKEN}\n")  # TOKEN revoked
+            removed = await refused_after(stub, TOKEN)
+            assert await outcome(stub, TOKEN) == grpc.StatusCode.UNAUTHENTICATED
+            assert await outcome(stub, HASHED_TOKEN) == grpc.StatusCode.OK
+            path.write_text("")  # every token revoked
+            emptied = await refused_after(stub, HASHED_TOKEN)
+            assert await outcome(stub, HASHED_TOKEN) == grpc.StatusCode.UNAUTHENTICATED
+            path.write_text(f"{TOKEN}\n")
+            restored = time.monotonic()
+            while await outcome(stub, TOKEN) != grpc.StatusCode.OK:
+                assert time.monotonic() - restored < 30, "the restored file's token is still refused"
+                await asyncio.sleep(0.01)
+    finally:
+        await running.stop(0)
+    print(
+        f"revocation: removed token refused after {removed:.3f}s, emptied file after {emptied:.3f}s "
+        f"(reload interval {interval}s)"
+    )
+    # Done when: refused within the reload interval (generously: the interval plus 1 s of slack).
+    assert removed < interval + 1.0
+    assert emptied < interval + 1.0

@@ -51,6 +51,6 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "channel_options",
-    "service_config",
     "error_from_rpc",
+    "service_config",
 ]

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import message_factory
@@ -270,3 +270,38 @@ def service_handlers(
             max_rpc_seconds=max_rpc_seconds,
         )
     return handlers
+
+
+if TYPE_CHECKING:  # generic in grpc-stubs only
+    _GenericHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    _GenericHandler = grpc.GenericRpcHandler
+
+
+class UnknownMethodHandler(_GenericHandler):
+    """Every method of `service`'s path that has no handler: the token check first, then UNIMPLEMENTED.
+
+    Registered after every other handler, it is only consulted for a path
+    the server does not serve (the service's own methods are registered and
+    never reach it), so it adds nothing to a served call. Without it an
+    unauthenticated caller could list the service's methods by probing
+    names: a known one says UNAUTHENTICATED, an unknown one UNIMPLEMENTED.
+    """
+
+    def __init__(self, service: str, authenticator: TokenAuthenticator) -> None:
+        self._prefix = f"/{service}/"
+        self._authenticator = authenticator
+        # stream-stream: any shape of call; the request is never read.
+        self._handler = grpc.stream_stream_rpc_method_handler(self._refuse)
+
+    async def _refuse(self, requests: object, context: Context) -> None:
+        metadata: Metadata = tuple(context.invocation_metadata() or ())
+        request_id_var.set(_request_id(metadata))
+        verdict = self._authenticator.check(metadata)
+        if verdict is not TokenCheck.VALID:
+            await _abort(context, _TOKEN_STATUS[verdict])
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method: str = handler_call_details.method
+        return self._handler if method.startswith(self._prefix) else None

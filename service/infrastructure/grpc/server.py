@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
 from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.observability.metrics import Metrics
 from service.infrastructure.startup import StartupError
 from todo.v1 import error_reason_pb2
 
@@ -36,13 +37,74 @@ class HealthStatuses(Protocol):
     async def enter_graceful_shutdown(self) -> None: ...
 
 
+class WatchObserver(Protocol):
+    """Where the number of open Watch streams goes (the metrics)."""
+
+    def health_watch_opened(self) -> None: ...
+
+    def health_watch_closed(self) -> None: ...
+
+
+class CappedHealthServicer:
+    """grpc_health's aio servicer with a cap on open Watch streams (0: no cap).
+
+    Check answers from memory and is never refused. Each Watch stream is held
+    by the server until the client cancels it; past `max_watches` open at
+    once a new one is refused with RESOURCE_EXHAUSTED, so idle watchers cannot
+    grow the process without bound. Kubernetes probes use Check; gRFC A17
+    client-side health checking holds one Watch per client channel.
+    """
+
+    def __init__(self, max_watches: int, observer: WatchObserver | None = None) -> None:
+        self._inner: HealthStatuses = health_aio.HealthServicer()
+        self._max_watches = max_watches
+        self._observer = observer
+        self._watches = 0
+
+    @property
+    def open_watches(self) -> int:
+        return self._watches
+
+    async def Check(  # noqa: N802 (gRPC's name)
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthCheckResponse:
+        response: health_pb2.HealthCheckResponse = await self._inner.Check(request, context)  # type: ignore[attr-defined]
+        return response
+
+    async def Watch(  # noqa: N802 (gRPC's name)
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        if self._max_watches and self._watches >= self._max_watches:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the server holds {self._max_watches} health Watch streams already; use Check or retry later",
+            )
+        self._watches += 1
+        if self._observer is not None:
+            self._observer.health_watch_opened()
+        try:
+            await self._inner.Watch(request, context)  # type: ignore[attr-defined]
+        finally:
+            self._watches -= 1
+            if self._observer is not None:
+                self._observer.health_watch_closed()
+
+    async def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        await self._inner.set(service, status)
+
+    async def enter_graceful_shutdown(self) -> None:
+        await self._inner.enter_graceful_shutdown()
+
+
 @dataclass(frozen=True, slots=True)
 class RunningServer:
-    """A started server, the port it bound and its health servicer."""
+    """A started server, the port it bound and its health servicer (and the health listener, when on)."""
 
     server: grpc.aio.Server
     port: int
-    health: HealthStatuses
+    health: CappedHealthServicer
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
 
     async def set_serving(self, serving: bool) -> None:
         """Report readiness (the liveness name is SERVING from the start)."""
@@ -55,16 +117,26 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING everywhere, then stop; in-flight RPCs get `grace` seconds."""
+        """Report NOT_SERVING everywhere, then stop; in-flight RPCs get `grace` seconds.
+
+        The health listener answers (NOT_SERVING) until the main server has stopped.
+        """
         await self.begin_shutdown()
-        await self.server.stop(grace)
+        try:
+            await self.server.stop(grace)
+        finally:
+            if self.health_server is not None:
+                await self.health_server.stop(0)
 
 
-async def start_server(servicer: TodoServicer, settings: Settings) -> RunningServer:
+async def start_server(servicer: TodoServicer, settings: Settings, *, metrics: Metrics | None = None) -> RunningServer:
     """Serve `servicer` on `settings.grpc_address`, with health and (when on) reflection; port 0 picks a free port.
 
-    Health answers NOT_SERVING until the caller calls `set_serving(True)`.
-    Raises StartupError when the address cannot be bound.
+    With `settings.health_address`, a second plaintext listener serves the
+    same health statuses (grpc.health.v1 only) there. Health answers
+    NOT_SERVING until the caller calls `set_serving(True)`. `metrics` (default:
+    the servicer's) counts the open Watch streams. Raises StartupError when
+    an address cannot be bound.
     """
     address = settings.grpc_address
     knobs = settings.server
@@ -76,7 +148,7 @@ async def start_server(servicer: TodoServicer, settings: Settings) -> RunningSer
     # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
-    health_servicer: HealthStatuses = health_aio.HealthServicer()
+    health_servicer = CappedHealthServicer(knobs.max_health_watches, metrics or servicer.metrics)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in READINESS_NAMES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -84,6 +156,9 @@ async def start_server(servicer: TodoServicer, settings: Settings) -> RunningSer
     if settings.reflection:
         # error_reason.proto is served too: no served file imports it.
         enable_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME), server, files=(error_reason_pb2.DESCRIPTOR,))
+    unknown = servicer.unknown_method_handler()
+    if unknown is not None:  # last: consulted only for paths nothing else serves
+        server.add_generic_rpc_handlers((unknown,))
 
     try:
         if settings.tls is None:
@@ -94,9 +169,22 @@ async def start_server(servicer: TodoServicer, settings: Settings) -> RunningSer
         raise StartupError(f"cannot listen on {address}: {error}") from None
     if port == 0:
         raise StartupError(f"cannot listen on {address}")
+    health_server, health_port = None, None
+    if settings.health_address:
+        health_server = grpc.aio.server(options=server_options(knobs, reuse_port=settings.workers > 1))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        try:
+            health_port = health_server.add_insecure_port(settings.health_address)
+        except RuntimeError as error:
+            raise StartupError(f"cannot listen on {settings.health_address} (health): {error}") from None
+        if health_port == 0:
+            raise StartupError(f"cannot listen on {settings.health_address} (health)")
+        await health_server.start()
     await server.start()
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=port, health=health_servicer)
+    return RunningServer(
+        server=server, port=port, health=health_servicer, health_server=health_server, health_port=health_port
+    )
 
 
 def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
@@ -123,6 +211,14 @@ def server_options(knobs: ServerSettings, reuse_port: bool) -> list[tuple[str, i
         ("grpc.keepalive_timeout_ms", int(knobs.keepalive_timeout_seconds * 1000)),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # Calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS):
+        # one connection cannot hold thousands of streams; a client queues the rest.
+        ("grpc.max_concurrent_streams", knobs.max_concurrent_streams),
+        # A client may open streams before it has seen that limit (a burst on a
+        # fresh connection): accept those instead of refusing them with
+        # RST_STREAM(REFUSED_STREAM), which reaches callers as UNAVAILABLE. The
+        # limit holds from the client's SETTINGS acknowledgement on.
+        ("grpc.http.overload_protection", 0),
     ]
     if knobs.max_connection_age_seconds > 0:
         # Long-lived HTTP/2 connections are closed (with GOAWAY) after this

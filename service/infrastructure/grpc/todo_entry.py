@@ -6,13 +6,16 @@ by `errors`; the servicer only sequences the two around the use case.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from service.application.todo_entry import TodoEntryService
 from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.grpc import todo_entry_mapper as mapper
 from service.infrastructure.grpc.admission import Admission
-from service.infrastructure.grpc.handlers import Context, RpcObserver, service_handlers
+from service.infrastructure.grpc.handlers import Context, RpcObserver, UnknownMethodHandler, service_handlers
+from service.infrastructure.observability.metrics import Metrics
 from todo.v1 import todo_service_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["TodoService"]
@@ -82,3 +85,13 @@ class TodoServicer:
             admission=self._admission,
             max_rpc_seconds=self._max_rpc_seconds,
         )
+
+    def unknown_method_handler(self) -> grpc.GenericRpcHandler[Any, Any] | None:
+        """With tokens on: the handler that answers UNAUTHENTICATED for unknown methods of the service's path."""
+        if self._authenticator is None:
+            return None
+        return UnknownMethodHandler(SERVICE_NAME, self._authenticator)
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._observer.metrics

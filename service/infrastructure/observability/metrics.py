@@ -77,6 +77,24 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        self.auth_tokens = Gauge(
+            "todo_auth_tokens",
+            "Bearer tokens accepted from TODO_AUTH_TOKENS_FILE; 0 with tokens on: the file is unusable, "
+            "every call is refused.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.auth_tokens_reload_failures = Counter(
+            "todo_auth_tokens_reload_failures",
+            "Reloads that found the tokens file missing, unreadable, malformed or without a token.",
+            registry=registry,
+        )
+        self.health_watches = Gauge(
+            "todo_health_watch_streams",
+            "grpc.health.v1 Watch streams open now (capped by TODO_MAX_HEALTH_WATCHES).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.database_seconds = Histogram(
             "todo_database_operation_seconds",
             "Time of one database operation, by operation and outcome.",
@@ -84,6 +102,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+
+    def tokens_loaded(self, count: int) -> None:
+        """Bearer tokens accepted now (the auth.TokenObserver protocol)."""
+        self.auth_tokens.set(count)
+
+    def reload_failed(self) -> None:
+        """A reload of the tokens file found it unusable (the auth.TokenObserver protocol)."""
+        self.auth_tokens_reload_failures.inc()
+
+    def health_watch_opened(self) -> None:
+        self.health_watches.inc()
+
+    def health_watch_closed(self) -> None:
+        self.health_watches.dec()
 
     def database_observer(self) -> Callable[[str, str, float], None]:
         histogram = self.database_seconds

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from service.bootstrap import page_token_key
+from service.infrastructure import pem
 from service.infrastructure.config import (
+    BUILT_IN_PAGE_TOKEN_SECRET,
     DEFAULT_GRPC_ADDRESS,
-    DEFAULT_PAGE_TOKEN_SECRET,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ConfigError,
     MongoSettings,
@@ -18,6 +23,11 @@ from service.infrastructure.config import (
     TracingSettings,
     local_health_address,
 )
+from tests.client.certificates import CertificateAuthority
+from tests.deploy import server_contract
+
+SECRET = "tests-only-Kq8vX2pL9mZ4"  # noqa: S105 (a throwaway test value)
+WITH_SECRET = {"TODO_PAGE_TOKEN_SECRET": SECRET}
 
 
 class TestDefaults:
@@ -29,7 +39,7 @@ class TestDefaults:
         assert settings.log_level == "INFO"
         assert settings.log_level_number == logging.INFO
         assert settings.shutdown_grace_seconds == DEFAULT_SHUTDOWN_GRACE_SECONDS == 10.0
-        assert settings.page_token_secret == DEFAULT_PAGE_TOKEN_SECRET
+        assert settings.page_token_secret is None  # a random one per process (the in-memory store)
 
     def test_blank_values_count_as_unset(self) -> None:
         settings = Settings.from_env(
@@ -73,9 +83,9 @@ class TestValidOverrides:
         assert Settings.from_env({"TODO_SHUTDOWN_GRACE_SECONDS": raw}).shutdown_grace_seconds == seconds
 
     def test_page_token_secret(self) -> None:
-        settings = Settings.from_env({"TODO_PAGE_TOKEN_SECRET": "s3cret"})
+        settings = Settings.from_env({"TODO_PAGE_TOKEN_SECRET": SECRET})
 
-        assert settings.page_token_secret == "s3cret"  # noqa: S105 (a test value)
+        assert settings.page_token_secret == SECRET
 
 
 class TestInvalidValues:
@@ -118,7 +128,7 @@ class TestMongoDB:
         assert Settings.from_env({"TODO_MONGODB_DATABASE": "ignored"}).mongodb is None
 
     def test_uri_with_defaults(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/"}).mongodb
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/"}).mongodb
         assert mongodb == MongoSettings(uri="mongodb://127.0.0.1:27017/")
         assert (mongodb.database, mongodb.driver) == ("todo", "motor")
         assert mongodb.operation_timeout_seconds == 5.0
@@ -128,6 +138,7 @@ class TestMongoDB:
     def test_every_mongodb_setting_is_read(self) -> None:
         mongodb = Settings.from_env(
             {
+                **WITH_SECRET,
                 "TODO_MONGODB_URI": "mongodb://db-0:27017,db-1:27017/?replicaSet=rs0",
                 "TODO_MONGODB_DATABASE": "todo_prod",
                 "TODO_MONGODB_DRIVER": "PyMongo",
@@ -146,7 +157,9 @@ class TestMongoDB:
         )
 
     def test_srv_uri_is_accepted_without_a_dns_lookup(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/"}).mongodb
+        mongodb = Settings.from_env(
+            {**WITH_SECRET, "TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/"}
+        ).mongodb
         assert mongodb is not None
         assert mongodb.uri == "mongodb+srv://cluster.example.invalid/"
 
@@ -162,7 +175,7 @@ class TestMongoDB:
     )
     def test_malformed_uri_is_a_config_error_that_never_repeats_the_uri(self, uri: str) -> None:
         with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
-            Settings.from_env({"TODO_MONGODB_URI": uri})
+            Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": uri})
         assert "s3cret" not in str(caught.value)
 
     @pytest.mark.parametrize(
@@ -177,7 +190,7 @@ class TestMongoDB:
     )
     def test_bad_mongodb_values_name_their_variable(self, name: str, value: str) -> None:
         with pytest.raises(ConfigError, match=name):
-            Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1/", name: value})
+            Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1/", name: value})
 
     def test_health_interval(self) -> None:
         assert Settings.from_env({"TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0.5"}).health_interval_seconds == 0.5
@@ -195,8 +208,12 @@ class TestTransportSecurity:
             Settings.from_env({"TODO_TLS_CLIENT_CA_FILE": str(cert)})
 
     def test_tls_files_are_read(self, tmp_path: Path) -> None:
-        for name in ("cert.pem", "key.pem", "ca.pem"):
-            (tmp_path / name).write_text("x")
+        ca = CertificateAuthority("test CA")
+        server = ca.issue_server("localhost")
+        files = {"cert.pem": server.certificate, "key.pem": server.key, "ca.pem": ca.certificate}
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+        (tmp_path / "key.pem").chmod(0o600)
         settings = Settings.from_env(
             {
                 "TODO_TLS_CERT_FILE": str(tmp_path / "cert.pem"),
@@ -207,6 +224,7 @@ class TestTransportSecurity:
         assert settings.tls == TlsSettings(
             str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), str(tmp_path / "ca.pem")
         )
+        assert settings.warnings == ()
 
     def test_unreadable_files_are_config_errors(self, tmp_path: Path) -> None:
         missing = str(tmp_path / "nope")
@@ -222,31 +240,37 @@ class TestTransportSecurity:
 
 class TestDatabaseInTheUri:
     def test_the_uri_names_the_database_when_the_variable_is_unset(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/mydb"}).mongodb
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/mydb"}).mongodb
         assert mongodb is not None
         assert mongodb.database == "mydb"
 
     def test_the_variable_wins_over_the_uri(self) -> None:
         mongodb = Settings.from_env(
-            {"TODO_MONGODB_URI": "mongodb://127.0.0.1/mydb?retryWrites=true", "TODO_MONGODB_DATABASE": "other"}
+            {
+                **WITH_SECRET,
+                "TODO_MONGODB_URI": "mongodb://127.0.0.1/mydb?retryWrites=true",
+                "TODO_MONGODB_DATABASE": "other",
+            }
         ).mongodb
         assert mongodb is not None
         assert mongodb.database == "other"
 
     def test_an_srv_uri_names_the_database_too(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/todo_srv"}).mongodb
+        mongodb = Settings.from_env(
+            {**WITH_SECRET, "TODO_MONGODB_URI": "mongodb+srv://cluster.example.invalid/todo_srv"}
+        ).mongodb
         assert mongodb is not None
         assert mongodb.database == "todo_srv"
 
     def test_a_uri_without_a_database_keeps_the_default(self) -> None:
-        mongodb = Settings.from_env({"TODO_MONGODB_URI": "mongodb://127.0.0.1/?replicaSet=rs0"}).mongodb
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1/?replicaSet=rs0"}).mongodb
         assert mongodb is not None
         assert mongodb.database == "todo"
 
     def test_a_bad_database_name_in_the_uri_is_refused_without_repeating_the_uri(self) -> None:
         for uri in ("mongodb://user:s3cret@127.0.0.1/" + "a" * 64, "mongodb://user:s3cret@127.0.0.1/has%20space"):
             with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
-                Settings.from_env({"TODO_MONGODB_URI": uri})
+                Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI": uri})
             assert "s3cret" not in str(caught.value)
 
 
@@ -304,3 +328,174 @@ class TestProbeAddress:
     def test_a_bad_address_is_a_configuration_error(self) -> None:
         with pytest.raises(ConfigError, match="TODO_GRPC_ADDRESS"):
             local_health_address({"TODO_GRPC_ADDRESS": "nope"})
+
+
+class TestPageTokenSecret:
+    """Fail closed: MongoDB needs a real secret; memory gets a random one."""
+
+    MONGO: ClassVar[dict[str, str]] = {"TODO_MONGODB_URI": "mongodb://127.0.0.1:27017/"}
+
+    def test_memory_without_a_secret_gets_a_random_one_per_process(self) -> None:
+        assert Settings.from_env({}).page_token_secret is None
+        first, second = page_token_key(Settings()), page_token_key(Settings())
+        assert len(first) == 32
+        assert first != second
+
+    def test_a_configured_secret_is_the_key(self) -> None:
+        assert page_token_key(Settings.from_env(WITH_SECRET)) == SECRET.encode()
+
+    def test_mongodb_without_a_secret_is_a_configuration_error(self) -> None:
+        with pytest.raises(ConfigError, match=r"TODO_PAGE_TOKEN_SECRET \(or TODO_PAGE_TOKEN_SECRET_FILE\) is required"):
+            Settings.from_env(self.MONGO)
+
+    @pytest.mark.parametrize(
+        ("secret", "problem"),
+        [
+            (BUILT_IN_PAGE_TOKEN_SECRET, "the built-in value"),
+            ("changeme", "a placeholder"),
+            ("CHANGE-ME", "a placeholder"),
+            ("secret", "a placeholder"),
+            ("Password", "a placeholder"),
+            ("REPLACE-ME-with-the-output-of-openssl-rand-base64-32", "a placeholder"),
+            ("<your-secret-here-0123456789>", "a placeholder"),
+            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "repeated"),
+            ("0123456789abcde", "shorter than 16 bytes"),
+        ],
+    )
+    def test_the_built_in_value_placeholders_and_short_secrets_are_refused(self, secret: str, problem: str) -> None:
+        for env in (self.MONGO, {}):  # refused with either store: a configured secret must be real
+            with pytest.raises(ConfigError, match="TODO_PAGE_TOKEN_SECRET") as caught:
+                Settings.from_env({**env, "TODO_PAGE_TOKEN_SECRET": secret})
+            assert problem in str(caught.value)
+            assert secret not in str(caught.value)  # a secret is never echoed
+
+    def test_a_secret_file_is_read_and_its_final_newline_dropped(self, tmp_path: Path) -> None:
+        path = tmp_path / "page-token-secret"
+        path.write_text(SECRET + "\n")
+        settings = Settings.from_env({**self.MONGO, "TODO_PAGE_TOKEN_SECRET_FILE": str(path)})
+        assert settings.page_token_secret == SECRET
+
+    @pytest.mark.parametrize("content", ["", "\n", "changeme\n"])
+    def test_an_empty_or_placeholder_secret_file_is_refused(self, tmp_path: Path, content: str) -> None:
+        path = tmp_path / "page-token-secret"
+        path.write_text(content)
+        with pytest.raises(ConfigError, match="TODO_PAGE_TOKEN_SECRET"):
+            Settings.from_env({**self.MONGO, "TODO_PAGE_TOKEN_SECRET_FILE": str(path)})
+
+    def test_a_missing_secret_file_and_both_forms_at_once_are_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="TODO_PAGE_TOKEN_SECRET_FILE"):
+            Settings.from_env({**self.MONGO, "TODO_PAGE_TOKEN_SECRET_FILE": str(tmp_path / "nope")})
+        path = tmp_path / "page-token-secret"
+        path.write_text(SECRET)
+        with pytest.raises(ConfigError, match="both set"):
+            Settings.from_env({**WITH_SECRET, "TODO_PAGE_TOKEN_SECRET_FILE": str(path)})
+
+    def test_the_mongodb_uri_can_come_from_a_file_and_is_never_echoed(self, tmp_path: Path) -> None:
+        path = tmp_path / "mongodb-uri"
+        path.write_text("mongodb://user:s3cret-pw@db-0:27017/fromfile\n")
+        mongodb = Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI_FILE": str(path)}).mongodb
+        assert mongodb is not None
+        assert (mongodb.uri, mongodb.database) == ("mongodb://user:s3cret-pw@db-0:27017/fromfile", "fromfile")
+        path.write_text("mongodb://user:s3cret-pw@db-0:notaport/")
+        with pytest.raises(ConfigError, match="TODO_MONGODB_URI") as caught:
+            Settings.from_env({**WITH_SECRET, "TODO_MONGODB_URI_FILE": str(path)})
+        assert "s3cret" not in str(caught.value)
+        with pytest.raises(ConfigError, match="both set"):
+            Settings.from_env({**WITH_SECRET, **self.MONGO, "TODO_MONGODB_URI_FILE": str(path)})
+
+    def test_several_workers_need_mongodb_so_a_random_secret_is_never_shared(self) -> None:
+        with pytest.raises(ConfigError, match="TODO_WORKERS > 1 needs TODO_MONGODB_URI"):
+            Settings.from_env({"TODO_WORKERS": "2", "TODO_GRPC_ADDRESS": "127.0.0.1:50051"})
+        with pytest.raises(ConfigError, match="TODO_PAGE_TOKEN_SECRET"):
+            Settings.from_env({**self.MONGO, "TODO_WORKERS": "2", "TODO_GRPC_ADDRESS": "127.0.0.1:50051"})
+        settings = Settings.from_env(
+            {**self.MONGO, **WITH_SECRET, "TODO_WORKERS": "2", "TODO_GRPC_ADDRESS": "127.0.0.1:50051"}
+        )
+        assert settings.page_token_secret == SECRET
+
+
+class TestTlsFilesAtStart:
+    """PEM files are loaded while the configuration is read: a bad one names its file."""
+
+    @pytest.fixture
+    def ca(self) -> CertificateAuthority:
+        return CertificateAuthority("test CA")
+
+    def write(self, directory: Path, name: str, data: bytes, mode: int = 0o600) -> str:
+        path = directory / name
+        path.write_bytes(data)
+        path.chmod(mode)
+        return str(path)
+
+    def env(self, cert: str, key: str, ca: str | None = None) -> dict[str, str]:
+        env = {"TODO_TLS_CERT_FILE": cert, "TODO_TLS_KEY_FILE": key}
+        if ca is not None:
+            env["TODO_TLS_CLIENT_CA_FILE"] = ca
+        return env
+
+    def test_a_garbage_key_names_the_key_file(self, tmp_path: Path, ca: CertificateAuthority) -> None:
+        pair = ca.issue_server("localhost")
+        cert = self.write(tmp_path, "cert.pem", pair.certificate)
+        for garbage in (b"not a key\n", b"", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"):
+            key = self.write(tmp_path, "key.pem", garbage)
+            with pytest.raises(ConfigError) as caught:
+                Settings.from_env(self.env(cert, key))
+            message = str(caught.value)
+            assert message.startswith(f"TODO_TLS_KEY_FILE {key!r} is not a usable PEM private key"), message
+            assert "\n" not in message
+
+    def test_a_key_of_another_certificate_is_a_mismatch(self, tmp_path: Path, ca: CertificateAuthority) -> None:
+        cert = self.write(tmp_path, "cert.pem", ca.issue_server("localhost").certificate)
+        key = self.write(tmp_path, "key.pem", ca.issue_server("localhost").key)
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env(self.env(cert, key))
+        assert str(caught.value) == (
+            f"TODO_TLS_KEY_FILE {key!r} does not match the certificate in TODO_TLS_CERT_FILE {cert!r}"
+        )
+
+    def test_a_garbage_certificate_or_ca_names_its_file(self, tmp_path: Path, ca: CertificateAuthority) -> None:
+        pair = ca.issue_server("localhost")
+        cert = self.write(tmp_path, "cert.pem", pair.certificate)
+        key = self.write(tmp_path, "key.pem", pair.key)
+        garbage = self.write(tmp_path, "garbage.pem", b"hello\n")
+        broken = self.write(tmp_path, "broken.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+        for bad in (garbage, broken):
+            with pytest.raises(ConfigError, match=f"^TODO_TLS_CERT_FILE {bad!r} "):
+                Settings.from_env(self.env(bad, key))
+            with pytest.raises(ConfigError, match=f"^TODO_TLS_CLIENT_CA_FILE {bad!r} "):
+                Settings.from_env(self.env(cert, key, bad))
+        assert Settings.from_env(self.env(cert, key, self.write(tmp_path, "ca.pem", ca.certificate))).tls is not None
+
+    def test_expired_and_not_yet_valid_certificates_are_warnings(
+        self, tmp_path: Path, ca: CertificateAuthority
+    ) -> None:
+        now = datetime.now(UTC)
+        expired = ca.issue_server("localhost", valid=(now - timedelta(days=30), now - timedelta(days=1)))
+        future = ca.issue_server("localhost", valid=(now + timedelta(days=1), now + timedelta(days=30)))
+        for pair, words in ((expired, "expired on"), (future, "is not valid before")):
+            cert = self.write(tmp_path, "cert.pem", pair.certificate)
+            key = self.write(tmp_path, "key.pem", pair.key)
+            settings = Settings.from_env(self.env(cert, key))
+            assert len(settings.warnings) == 1, settings.warnings
+            assert settings.warnings[0].startswith(f"TODO_TLS_CERT_FILE {cert!r}: the certificate ")
+            assert words in settings.warnings[0]
+
+    def test_the_validity_dates_are_read_from_the_certificate(self, tmp_path: Path, ca: CertificateAuthority) -> None:
+        start, end = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC), datetime(2060, 7, 8, 9, 10, 11, tzinfo=UTC)
+        cert = self.write(tmp_path, "cert.pem", ca.issue_server("localhost", valid=(start, end)).certificate)
+        assert pem.validity(cert) == (start, end)  # UTCTime before 2050, GeneralizedTime after
+
+    def test_a_key_readable_by_others_is_a_warning(self, tmp_path: Path, ca: CertificateAuthority) -> None:
+        pair = ca.issue_server("localhost")
+        cert = self.write(tmp_path, "cert.pem", pair.certificate, 0o644)
+        key = self.write(tmp_path, "key.pem", pair.key, 0o644)
+        (warning,) = Settings.from_env(self.env(cert, key)).warnings
+        assert warning.startswith(f"TODO_TLS_KEY_FILE {key!r} is readable by group or others")
+        Path(key).chmod(0o400)
+        assert Settings.from_env(self.env(cert, key)).warnings == ()
+
+
+def test_the_deployment_contract_lists_exactly_the_variables_config_reads() -> None:
+    source = (Path(__file__).resolve().parents[3] / "service" / "infrastructure" / "config.py").read_text()
+    read = set(re.findall(r'"(TODO_[A-Z_]+)"', source))
+    assert read == set(server_contract.TODO_ENV)
