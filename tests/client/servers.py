@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import HealthServicer
 
 from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
@@ -57,6 +59,8 @@ class FaultInjector(ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[bytes, bytes]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        if not handler_call_details.method.startswith(f"/{SERVICE_NAME}/"):
+            return await continuation(handler_call_details)  # health checks of the balancer: not counted
         method = handler_call_details.method.rsplit("/", 1)[-1]
         self.attempts[method] += 1
         self.metadata.append(dict(handler_call_details.invocation_metadata))
@@ -114,6 +118,10 @@ async def todo_server(
     ).servicer
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
+    # The health the client's balancer watches (healthCheckConfig: readiness), as the real server serves it.
+    health = HealthServicer()
+    health.set("readiness", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if credentials is None:
         port = server.add_insecure_port("127.0.0.1:0")
     else:

@@ -200,11 +200,16 @@ class TestServiceConfig:
         options = dict(
             channel_options(None, [("grpc.max_receive_message_length", 1024), ("grpc.primary_user_agent", "x")])
         )
+        config = json.loads(str(options.pop("grpc.service_config")))
         assert options == {
             "grpc.enable_retries": 0,
             "grpc.max_receive_message_length": 1024,
             "grpc.primary_user_agent": "x",
         }
+        assert config == {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "healthCheckConfig": {"serviceName": "readiness"},
+        }, "balancing stays when retries are off"
 
     @pytest.mark.parametrize(
         "arguments",
