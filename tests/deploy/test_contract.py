@@ -15,19 +15,29 @@ import pytest
 
 from tests.deploy import server_contract as contract
 from tests.deploy.dockerfile import REPO, parse
-from tests.deploy.manifests import Kubernetes, load_compose
+from tests.deploy.manifests import Kubernetes, load_compose, overlay_names
 
 CONFIG = REPO / "service" / "infrastructure" / "config.py"
-# Names the manifests use that the server does not read yet (none today).
-NOT_YET_READ: frozenset[str] = frozenset()
+# Names the manifests use that the server does not read yet: the settings of
+# the hardening work (branch `harden`: the health listener, secrets from files,
+# the tokens file's reload interval). Empty this once it is merged.
+NOT_YET_READ: frozenset[str] = frozenset(
+    {
+        "TODO_HEALTH_ADDRESS",
+        "TODO_MONGODB_URI_FILE",
+        "TODO_PAGE_TOKEN_SECRET_FILE",
+        "TODO_AUTH_TOKENS_RELOAD_SECONDS",
+    }
+)
 
 
 def names_in_manifests() -> set[str]:
     names: set[str] = set()
     for stage in parse():
         names |= {name for name in stage.env({}) if name.startswith(("TODO_", "OTEL_"))}
-    k8s = Kubernetes.load()
-    names |= set(k8s.config_map) | {entry["name"] for entry in k8s.container.get("env", [])}
+    for overlay in overlay_names():
+        k8s = Kubernetes.load(overlay)
+        names |= set(k8s.config_map) | set(k8s.env)
     for service in load_compose()["services"].values():
         names |= {name for name in service.get("environment", {}) if name.startswith(("TODO_", "OTEL_"))}
     return names
