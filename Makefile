@@ -10,6 +10,8 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.62
+# v5.8.3 needs Go 1.27; v5.8.2 builds with this machine's Go.
+KUSTOMIZE_VERSION := v5.8.2
 
 TOOLS := $(CURDIR)/.tools
 # Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
@@ -20,6 +22,11 @@ BIN := $(VENV)/bin
 GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
+KUSTOMIZE := $(TOOLS)/bin/kustomize
+# checkov lives in its own virtual environment, pinned with hashes in
+# tools/checkov/requirements.txt: about 100 packages that stay out of uv.lock.
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -27,7 +34,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
+.PHONY: help install tools kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -57,7 +64,41 @@ $(FERRETDB): $(FERRETDB_SOURCES)
 	@echo "make: building the FerretDB test server into .tools/bin (first run: a few minutes)"
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe) into .tools/bin
+# Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
+$(KUSTOMIZE):
+	@echo "make: building kustomize $(KUSTOMIZE_VERSION) into .tools/bin (first run only, about 1.5 min)"
+	GOBIN=$(TOOLS)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+$(CHECKOV): tools/checkov/requirements.txt | $(UV)
+	@echo "make: installing checkov into .tools/checkov (first run only, about 15 s)"
+	rm -rf $(CHECKOV_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python --require-hashes -r tools/checkov/requirements.txt
+	touch $(CHECKOV)
+
+checkov-lock: $(UV) ## Re-pin checkov's own requirements (tools/checkov/requirements.in -> requirements.txt)
+	cd tools/checkov && $(UV) pip compile --quiet --python-version 3.11 --universal --generate-hashes requirements.in -o requirements.txt
+
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(KUSTOMIZE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, kustomize) into .tools/bin
+
+# Every overlay as `kubectl apply -k` would send it, then the policy scanner on
+# all of them, offline (no platform, no policy download, no update check). A
+# finding is fixed, or skipped with a reason next to the resource
+# (`checkov.io/skip1: CKV_K8S_NN=why` annotation); none is skipped today.
+# The strict offline schema validation (kubernetes-validate, its bundled
+# schemas) and the contract checks run in pytest: tests/deploy/test_kubernetes.py
+# (part of `make test`; `make kubernetes` runs it together with the scan).
+kubernetes-scan: $(KUSTOMIZE) $(CHECKOV) ## Scan every rendered Kubernetes overlay with checkov (offline)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for overlay in deploy/kubernetes/overlays/*/; do \
+	  $(KUSTOMIZE) build "$$overlay" > "$$tmp/$$(basename "$$overlay").yaml"; \
+	done; \
+	echo "checkov: overlays $$(cd "$$tmp" && ls | tr '\n' ' ')"; \
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE \
+	  $(CHECKOV) --directory "$$tmp" --framework kubernetes --skip-download --quiet --compact
+
+kubernetes: install $(KUSTOMIZE) kubernetes-scan ## Every Kubernetes check: overlays rendered, strict offline schemas, contract tests, checkov
+	TODO_KUSTOMIZE=$(KUSTOMIZE) $(BIN)/pytest -q tests/deploy/test_kubernetes.py tests/deploy/test_contract.py
 
 # A local MongoDB-wire server for `make run-mongo`; its data survives `make clean`.
 ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .data/ferretdb)
@@ -76,7 +117,7 @@ generate: install ## Regenerate generated/ from protos/ (and re-copy third_party
 	./scripts/vendor-googleapis.sh
 	./scripts/generate.sh generated
 
-check: install tools lint typecheck imports proto generated-check hadolint test ## Every check and test
+check: install tools lint typecheck imports proto generated-check hadolint kubernetes-scan test ## Every check and test
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check service todo_client tests scripts benchmarks
@@ -116,7 +157,7 @@ generated-check: install ## Fail when generated/ or the vendored googleapis prot
 	  echo "third_party/googleapis differs from googleapis-common-protos: run scripts/vendor-googleapis.sh" >&2; exit 1; fi
 
 test: install tools ## pytest (unit, end-to-end, grpcurl)
-	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) $(BIN)/pytest
+	TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) TODO_KUSTOMIZE=$(KUSTOMIZE) $(BIN)/pytest
 
 bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
