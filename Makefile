@@ -14,6 +14,8 @@ GHZ_VERSION := v0.120.0
 # protoc plugins for the Go client (clients/go); protoc itself is grpcio-tools' (uv.lock).
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+# v5.8.3 needs Go 1.27; v5.8.2 builds with this machine's Go.
+KUSTOMIZE_VERSION := v5.8.2
 
 TOOLS := $(CURDIR)/.tools
 # Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
@@ -26,6 +28,11 @@ GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
 GHZ := $(TOOLS)/bin/ghz
 GRPCUI := $(TOOLS)/bin/grpcui
+KUSTOMIZE := $(TOOLS)/bin/kustomize
+# checkov lives in its own virtual environment, pinned with hashes in
+# tools/checkov/requirements.txt: about 100 packages that stay out of uv.lock.
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 # One directory per pair of plugin versions, so a new pin never runs an old binary.
 PROTOC_PLUGINS := $(TOOLS)/protoc-plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_GO_GRPC_VERSION)
@@ -48,7 +55,7 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools go-plugins go-example clients-generated-check clients-check ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
+.PHONY: help install tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -108,7 +115,42 @@ $(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
 	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
 	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui, protoc Go plugins, the Go example) into .tools
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
+
+# Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
+$(KUSTOMIZE):
+	@echo "make: building kustomize $(KUSTOMIZE_VERSION) into .tools/bin (first run only, about 1.5 min)"
+	GOBIN=$(TOOLS)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+$(CHECKOV): tools/checkov/requirements.txt | $(UV)
+	@echo "make: installing checkov into .tools/checkov (first run only, about 15 s)"
+	rm -rf $(CHECKOV_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python --require-hashes -r tools/checkov/requirements.txt
+	touch $(CHECKOV)
+
+checkov-lock: $(UV) ## Re-pin checkov's own requirements (tools/checkov/requirements.in -> requirements.txt)
+	cd tools/checkov && $(UV) pip compile --quiet --python-version 3.11 --universal --generate-hashes requirements.in -o requirements.txt
+
+
+# Every overlay as `kubectl apply -k` would send it, then the policy scanner on
+# all of them, offline (no platform, no policy download, no update check). A
+# finding is fixed, or skipped with a reason next to the resource
+# (`checkov.io/skip1: CKV_K8S_NN=why` annotation); none is skipped today.
+# The strict offline schema validation (kubernetes-validate, its bundled
+# schemas) and the contract checks run in pytest: tests/deploy/test_kubernetes.py
+# (part of `make test`; `make kubernetes` runs it together with the scan).
+kubernetes-scan: $(KUSTOMIZE) $(CHECKOV) ## Scan every rendered Kubernetes overlay with checkov (offline)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for overlay in deploy/kubernetes/overlays/*/; do \
+	  $(KUSTOMIZE) build "$$overlay" > "$$tmp/$$(basename "$$overlay").yaml"; \
+	done; \
+	echo "checkov: overlays $$(cd "$$tmp" && ls | tr '\n' ' ')"; \
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE \
+	  $(CHECKOV) --directory "$$tmp" --framework kubernetes --skip-download --quiet --compact
+
+kubernetes: install $(KUSTOMIZE) kubernetes-scan ## Every Kubernetes check: overlays rendered, strict offline schemas, contract tests, checkov
+	TODO_KUSTOMIZE=$(KUSTOMIZE) $(BIN)/pytest -q tests/deploy/test_kubernetes.py tests/deploy/test_contract.py
 
 # A local MongoDB-wire server for `make run-mongo`; its data survives `make clean`.
 ferretdb: $(FERRETDB) ## Run the FerretDB test server on 127.0.0.1:27017 (data kept in .data/ferretdb)
@@ -132,7 +174,7 @@ generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, se
 	./scripts/generate.sh generated
 	TODO_PROTOC_PLUGINS=$(PROTOC_PLUGINS) ./scripts/generate-clients.sh clients
 
-check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint test image-test ## Every check and test
+check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan test image-test ## Every check and test
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -179,7 +221,7 @@ clients-generated-check: install go-plugins ## Fail when clients/go/todo or clie
 
 # Environment for the tests that run installed tools.
 TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
-	TODO_GHZ=$(GHZ) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE)
+	TODO_GHZ=$(GHZ) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE)
 
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
 	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image

@@ -1,17 +1,23 @@
-"""Load the deployment manifests (deploy/kubernetes, docker-compose.yml) with PyYAML."""
+"""Load the deployment manifests: deploy/kubernetes rendered by kustomize, docker-compose.yml with PyYAML."""
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import yaml
 
 from tests.deploy.dockerfile import REPO
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
+BASE = KUBERNETES / "base"
+OVERLAYS = KUBERNETES / "overlays"
 COMPOSE = REPO / "docker-compose.yml"
 
 Manifest = dict[str, Any]
@@ -32,38 +38,67 @@ _SUFFIXES = {
 
 
 def load_documents(path: Path) -> list[Manifest]:
-    documents = [document for document in yaml.safe_load_all(path.read_text(encoding="utf-8")) if document]
+    return parse_documents(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_documents(text: str, origin: str) -> list[Manifest]:
+    documents = [document for document in yaml.safe_load_all(text) if document]
     for document in documents:
-        assert isinstance(document, dict), f"{path}: a document is not a mapping"
+        assert isinstance(document, dict), f"{origin}: a document is not a mapping"
     return cast(list[Manifest], documents)
+
+
+def overlay_names() -> list[str]:
+    """Every directory under deploy/kubernetes/overlays: each is a deployable variant."""
+    return sorted(path.name for path in OVERLAYS.iterdir() if (path / "kustomization.yaml").is_file())
+
+
+def kustomize_binary() -> str:
+    path = Path(os.environ.get("TODO_KUSTOMIZE", REPO / ".tools" / "bin" / "kustomize"))
+    if not path.is_file():
+        pytest.fail(
+            f"kustomize not found at {path}: run `make tools` (make check does) to install the pinned "
+            "version, or point TODO_KUSTOMIZE at a kustomize binary"
+        )
+    return str(path)
+
+
+@functools.cache
+def render(overlay: str) -> tuple[Manifest, ...]:
+    """`kustomize build deploy/kubernetes/overlays/OVERLAY`: what `kubectl apply -k` would send."""
+    result = subprocess.run(
+        [kustomize_binary(), "build", str(OVERLAYS / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"kustomize build overlays/{overlay} failed: {result.stderr}"
+    return tuple(parse_documents(result.stdout, f"overlays/{overlay}"))
 
 
 @dataclass(frozen=True)
 class Kubernetes:
-    """Every manifest under deploy/kubernetes, by kind."""
+    """One overlay of deploy/kubernetes as kustomize renders it, by kind."""
 
-    documents: list[tuple[Path, Manifest]]
-    kustomization: Manifest
+    overlay: str
+    documents: tuple[Manifest, ...]
 
     @classmethod
-    def load(cls, directory: Path = KUBERNETES) -> Kubernetes:
-        documents = []
-        kustomization: Manifest | None = None
-        for path in sorted(directory.glob("*.y*ml")):
-            for document in load_documents(path):
-                if document.get("kind") == "Kustomization":
-                    kustomization = document
-                else:
-                    documents.append((path, document))
-        assert kustomization is not None, f"no kustomization.yaml in {directory}"
-        return cls(documents, kustomization)
+    def load(cls, overlay: str) -> Kubernetes:
+        return cls(overlay, render(overlay))
 
     def all(self, kind: str) -> list[Manifest]:
-        return [document for _, document in self.documents if document.get("kind") == kind]
+        return [document for document in self.documents if document.get("kind") == kind]
 
     def one(self, kind: str) -> Manifest:
         found = self.all(kind)
         assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+        return found[0]
+
+    def named(self, kind: str, name: str) -> Manifest:
+        found = [document for document in self.all(kind) if document["metadata"]["name"] == name]
+        assert len(found) == 1, f"expected one {kind} named {name}, found {len(found)}"
         return found[0]
 
     @property
@@ -89,19 +124,47 @@ class Kubernetes:
         return cast(dict[str, str], self.one("ConfigMap")["data"])
 
     @property
-    def secret(self) -> dict[str, str]:
-        secret = self.one("Secret")
-        assert "data" not in secret, "the placeholder Secret uses stringData, readable as such"
-        return cast(dict[str, str], secret["stringData"])
+    def env(self) -> dict[str, Manifest]:
+        """The container's `env` entries by name."""
+        return {entry["name"]: entry for entry in self.container.get("env", [])}
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the process sees: the ConfigMap (envFrom) overridden by plain `env` values."""
+        values = dict(self.config_map)
+        for name, entry in self.env.items():
+            assert "value" in entry, f"{name} is not a plain value"
+            values[name] = entry["value"]
+        return values
+
+    @property
+    def volumes(self) -> dict[str, Manifest]:
+        return {volume["name"]: volume for volume in self.pod.get("volumes", [])}
 
     def container_port(self, port: int | str) -> int:
-        """A Service targetPort or probe port (number or container port name) as a number."""
+        """A Service targetPort, NetworkPolicy or probe port (number or container port name) as a number."""
         if isinstance(port, int):
             return port
         for entry in self.container["ports"]:
             if entry["name"] == port:
                 return cast(int, entry["containerPort"])
         raise AssertionError(f"no container port named {port!r}")
+
+    def secret_file(self, path: str) -> tuple[str, str]:
+        """The Secret and key a file path in the container comes from (the mount must be a Secret volume)."""
+        for mount in self.container.get("volumeMounts", []):
+            directory = mount["mountPath"].rstrip("/") + "/"
+            if not path.startswith(directory):
+                continue
+            assert mount.get("readOnly") is True, f"{mount['mountPath']} is not mounted read-only"
+            assert "subPath" not in mount, f"{mount['mountPath']}: a subPath mount never sees a Secret change"
+            source = self.volumes[mount["name"]]
+            assert "secret" in source, f"{path} is not on a Secret volume"
+            secret = source["secret"]
+            relative = path.removeprefix(directory)
+            keys = {item["path"]: item["key"] for item in secret.get("items", [])}
+            return secret["secretName"], keys.get(relative, relative)
+        raise AssertionError(f"{path} is on no volume mount")
 
 
 def quantity(value: str | int | float) -> float:

@@ -14,6 +14,11 @@ METRICS_PORT = 9090
 METRICS_PATH = "/metrics"
 GRPC_ADDRESS = f"0.0.0.0:{GRPC_PORT}"
 METRICS_ADDRESS = f"0.0.0.0:{METRICS_PORT}"
+# The dedicated plaintext listener that serves grpc.health.v1 only
+# (TODO_HEALTH_ADDRESS): the Kubernetes probes use it, so TLS, mTLS and tokens
+# on the gRPC port never break them.
+HEALTH_PORT = 50052
+HEALTH_ADDRESS = f"0.0.0.0:{HEALTH_PORT}"
 
 # grpc.health.v1 service names.
 API_SERVICE = "todo.v1.TodoService"
@@ -29,6 +34,7 @@ HEALTH_NAMES = (LIVENESS, READINESS, *READINESS_ALIASES)
 # Environment variables the server reads (all optional).
 TODO_ENV = (
     "TODO_GRPC_ADDRESS",
+    "TODO_HEALTH_ADDRESS",
     "TODO_LOG_LEVEL",
     "TODO_LOG_FORMAT",
     "TODO_METRICS_ADDRESS",
@@ -47,28 +53,42 @@ TODO_ENV = (
     "TODO_MAX_RECEIVE_MESSAGE_BYTES",
     "TODO_MAX_SEND_MESSAGE_BYTES",
     "TODO_MAX_CONCURRENT_RPCS",
+    "TODO_MAX_CONCURRENT_STREAMS",
+    "TODO_MAX_HEALTH_WATCHES",
     "TODO_MAX_RPC_SECONDS",
     "TODO_KEEPALIVE_TIME_SECONDS",
     "TODO_KEEPALIVE_TIMEOUT_SECONDS",
     "TODO_MAX_CONNECTION_AGE_SECONDS",
     "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS",
-    "TODO_MAX_CONCURRENT_STREAMS",
-    "TODO_MAX_HEALTH_WATCHES",
-    "TODO_HEALTH_ADDRESS",
     "TODO_WORKERS",
     "TODO_EVENT_LOOP",
+    "TODO_REFLECTION",
+    "TODO_AUTH_TOKENS_FILE",
+    "TODO_AUTH_TOKENS_RELOAD_SECONDS",
     "TODO_TLS_CERT_FILE",
     "TODO_TLS_KEY_FILE",
     "TODO_TLS_CLIENT_CA_FILE",
-    "TODO_AUTH_TOKENS_FILE",
-    "TODO_AUTH_TOKENS_RELOAD_SECONDS",
-    "TODO_REFLECTION",
 )
 # The standard OpenTelemetry variables the deployment sets.
 OTEL_ENV = ("OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT")
 ENV = frozenset(TODO_ENV + OTEL_ENV)
 # Never in a ConfigMap, an image or a compose file in clear: from a Secret only.
+# Kubernetes sets none of them at all: it mounts the Secret and sets the *_FILE name.
 SECRET_ENV = frozenset({"TODO_MONGODB_URI", "TODO_PAGE_TOKEN_SECRET"})
+# Names of files that Kubernetes mounts from a Secret (TLS certificates and the
+# CA are not secret, but they arrive in the same cert-manager Secret as the key).
+SECRET_FILE_ENV = frozenset(
+    {
+        "TODO_MONGODB_URI_FILE",
+        "TODO_PAGE_TOKEN_SECRET_FILE",
+        "TODO_AUTH_TOKENS_FILE",
+        "TODO_TLS_CERT_FILE",
+        "TODO_TLS_KEY_FILE",
+        "TODO_TLS_CLIENT_CA_FILE",
+    }
+)
+# The key names cert-manager writes into a Certificate's Secret.
+CERT_MANAGER_KEYS = ("tls.crt", "tls.key", "ca.crt")
 LOG_FORMATS = ("json", "console")
 
 # Shutdown: on SIGTERM every health name turns NOT_SERVING, the server keeps

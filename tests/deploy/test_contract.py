@@ -15,7 +15,7 @@ import pytest
 
 from tests.deploy import server_contract as contract
 from tests.deploy.dockerfile import REPO, parse
-from tests.deploy.manifests import Kubernetes, load_compose
+from tests.deploy.manifests import Kubernetes, load_compose, overlay_names
 
 CONFIG = REPO / "service" / "infrastructure" / "config.py"
 # Names the manifests use that the server does not read yet (none today).
@@ -26,8 +26,9 @@ def names_in_manifests() -> set[str]:
     names: set[str] = set()
     for stage in parse():
         names |= {name for name in stage.env({}) if name.startswith(("TODO_", "OTEL_"))}
-    k8s = Kubernetes.load()
-    names |= set(k8s.config_map) | {entry["name"] for entry in k8s.container.get("env", [])}
+    for overlay in overlay_names():
+        k8s = Kubernetes.load(overlay)
+        names |= set(k8s.config_map) | set(k8s.env)
     for service in load_compose()["services"].values():
         names |= {name for name in service.get("environment", {}) if name.startswith(("TODO_", "OTEL_"))}
     return names
