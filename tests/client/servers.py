@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import grpc
+from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import HealthServicer
 
 from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
@@ -119,8 +119,8 @@ async def todo_server(
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
     # The health the client's balancer watches (healthCheckConfig: readiness), as the real server serves it.
-    health = HealthServicer()
-    health.set("readiness", health_pb2.HealthCheckResponse.SERVING)
+    health = health_aio.HealthServicer()  # the aio servicer: the sync one's Watch would block the event loop
+    await health.set("readiness", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if credentials is None:
         port = server.add_insecure_port("127.0.0.1:0")
