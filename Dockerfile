@@ -52,15 +52,19 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TODO_GRPC_ADDRESS=0.0.0.0:50051 \
+    TODO_HEALTH_ADDRESS=0.0.0.0:50052 \
     TODO_METRICS_ADDRESS=0.0.0.0:9090
 WORKDIR /app
 USER 10001:10001
-# 50051: gRPC (todo.v1.TodoService, grpc.health.v1, reflection); 9090: Prometheus /metrics.
-EXPOSE 50051 9090
+# 50051: gRPC (todo.v1.TodoService, grpc.health.v1, reflection; TLS when configured);
+# 50052: plaintext grpc.health.v1 only, for probes; 9090: Prometheus /metrics.
+EXPOSE 50051 50052 9090
 # SIGTERM: health turns NOT_SERVING, the server drains, then exits 0.
 STOPSIGNAL SIGTERM
 # The gRPC health protocol, service "liveness": SERVING while the process
 # serves, even when MongoDB is down (readiness is for load balancers to judge).
+# Asked on the plaintext health listener (TODO_HEALTH_ADDRESS), so it keeps
+# working when the main port requires TLS or client certificates.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "service.probe", "127.0.0.1:50051", "liveness"]
+    CMD ["python", "-m", "service.probe", "--service", "liveness"]
 ENTRYPOINT ["python", "-m", "service"]

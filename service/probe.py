@@ -3,7 +3,8 @@
 Exit 0 when grpc.health.v1.Health/Check answers SERVING, 1 otherwise, 2 on a
 usage error. Used by the container image's HEALTHCHECK, where no
 grpc-health-probe binary exists. ADDRESS defaults to 127.0.0.1 and the port
-of TODO_GRPC_ADDRESS; SERVICE to "" (the whole server).
+of TODO_HEALTH_ADDRESS (the plaintext health listener) when it is set, else
+of TODO_GRPC_ADDRESS; SERVICE (or --service) to "" (the whole server).
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def parser() -> argparse.ArgumentParser:
         "Exit 0 when SERVING, 1 otherwise, 2 on a usage error.",
     )
     command.add_argument(
-        "address", nargs="?", help="HOST:PORT to ask (default: 127.0.0.1 and the port of TODO_GRPC_ADDRESS)"
+        "address",
+        nargs="?",
+        help="HOST:PORT to ask (default: 127.0.0.1 and the port of TODO_HEALTH_ADDRESS, else of TODO_GRPC_ADDRESS)",
     )
     command.add_argument(
         "service", nargs="?", default="", help='health service name: "" (default), liveness or readiness'
+    )
+    command.add_argument(
+        "-s", "--service", dest="service_option", help="the health service name, without giving an address"
     )
     command.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default: 3)")
     return command
@@ -57,7 +63,10 @@ def main(argv: list[str]) -> int:
             address = local_health_address(os.environ)
         except ConfigError as error:
             command.error(str(error))
-    return 0 if check(address, args.service, args.timeout) else 1
+    if args.service_option is not None and args.service:
+        command.error("give the service name once: as SERVICE or as --service")
+    service = args.service_option if args.service_option is not None else args.service
+    return 0 if check(address, service, args.timeout) else 1
 
 
 if __name__ == "__main__":

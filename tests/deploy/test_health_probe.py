@@ -186,7 +186,7 @@ def test_the_health_listener_serves_the_probes_while_the_main_port_requires_mtls
         # The image's HEALTHCHECK: `python -m service.probe` with the container's environment and no address.
         probe_env = {**os.environ, "TODO_GRPC_ADDRESS": main, "TODO_HEALTH_ADDRESS": f"0.0.0.0:{health_port}"}
         local = subprocess.run(
-            [sys.executable, "-m", "service.probe"],
+            [sys.executable, "-m", "service.probe", "--service", contract.LIVENESS],
             cwd=REPO,
             env=probe_env,
             capture_output=True,
