@@ -37,14 +37,14 @@ def test_the_entrypoint_is_the_service_in_exec_form(config: dict[str, Any]) -> N
 def test_every_listener_in_the_environment_is_exposed(config: dict[str, Any]) -> None:
     env = env_of(config)
     listeners = {name: LISTEN.match(value) for name, value in env.items() if name.endswith("_ADDRESS")}
-    assert set(listeners) >= {"TODO_GRPC_ADDRESS", "TODO_METRICS_ADDRESS"}
+    assert set(listeners) >= {"TODO_GRPC_ADDRESS", "TODO_HEALTH_ADDRESS", "TODO_METRICS_ADDRESS"}
     ports = set()
     for name, match in listeners.items():
         assert match, f"{name}={env[name]} is not HOST:PORT"
         # In a container, loopback would be unreachable from the published port.
         assert match["host"] == "0.0.0.0", f"{name}={env[name]}"  # noqa: S104 (inside the container's own network)
         ports.add(int(match["port"]))
-    assert exposed(config) == ports == {contract.GRPC_PORT, contract.METRICS_PORT}
+    assert exposed(config) == ports == {contract.GRPC_PORT, contract.HEALTH_PORT, contract.METRICS_PORT}
 
 
 def test_the_healthcheck_is_the_grpc_liveness_check_on_an_exposed_port(config: dict[str, Any]) -> None:
@@ -53,14 +53,13 @@ def test_the_healthcheck_is_the_grpc_liveness_check_on_an_exposed_port(config: d
     assert healthcheck, "no HEALTHCHECK: the image must be built with --format=docker"
     kind, *command = healthcheck["Test"]
     assert kind == "CMD", "exec form: no shell needed in the image"
-    assert command[:3] == ["python", "-m", "service.probe"]
-    target, service = command[3:]
-    match = LISTEN.match(target)
-    assert match
-    assert match["host"] == "127.0.0.1"
-    assert int(match["port"]) in exposed(config)
-    assert int(match["port"]) == contract.GRPC_PORT
-    assert service == contract.LIVENESS
+    # No address: the probe asks 127.0.0.1 on the port of TODO_HEALTH_ADDRESS, the
+    # plaintext health listener, which TLS or mTLS on the main port cannot break.
+    assert command == ["python", "-m", "service.probe", "--service", contract.LIVENESS]
+    health = LISTEN.match(env_of(config)["TODO_HEALTH_ADDRESS"])
+    assert health
+    assert int(health["port"]) == contract.HEALTH_PORT
+    assert contract.HEALTH_PORT in exposed(config)
     assert healthcheck["Retries"] >= 1
     assert healthcheck["Timeout"] > 0
     assert healthcheck["StartPeriod"] > 0
