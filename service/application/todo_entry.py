@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -108,6 +109,7 @@ class TodoEntryService:
                 draft.tags,
                 draft.done,
                 self._clock.now(),
+                incarnation=secrets.token_hex(4),
             )
         except ValidationError as error:
             violations.extend(error.under("todo").violations)

@@ -139,6 +139,11 @@ class TodoEntry:
     created_at: datetime
     updated_at: datetime
     version: int
+    # A random tag given at creation and kept for the entry's life. The etag
+    # carries it, so an id deleted and created again within the same
+    # millisecond (same version 1, same create_time) never repeats an etag
+    # of the deleted entry, which would let a stale etag pass.
+    incarnation: str = ""
 
     @classmethod
     def create(
@@ -148,6 +153,8 @@ class TodoEntry:
         tags: Sequence[str],
         done: bool,
         now: datetime,
+        *,
+        incarnation: str = "",
     ) -> TodoEntry:
         """A new entry at version 1; every invalid field is reported at once."""
         violations: list[FieldViolation] = []
@@ -172,11 +179,14 @@ class TodoEntry:
             created_at=moment,
             updated_at=moment,
             version=1,
+            incarnation=incarnation,
         )
 
     @property
     def etag(self) -> str:
         """Opaque token of this state; changes with every change of the entry."""
+        if self.incarnation:
+            return f'"{self.version}-{millis(self.created_at):x}-{self.incarnation}"'
         return f'"{self.version}-{millis(self.created_at):x}"'
 
     def ensure_etag(self, etag: str) -> None:

@@ -342,6 +342,19 @@ class TestUpdate:
 
 
 class TestDelete:
+    async def test_an_id_created_again_in_the_same_millisecond_never_repeats_an_etag(
+        self, service: TodoEntryService
+    ) -> None:
+        # The clock is frozen: same id, version 1 and create_time for both incarnations.
+        old = await service.create(CreateTodo(todo=TodoDraft(content="x"), todo_id="a"))
+        await service.delete("a", "")
+        new = await service.create(CreateTodo(todo=TodoDraft(content="y"), todo_id="a"))
+
+        assert new.etag != old.etag
+        with pytest.raises(ConcurrentModificationError):
+            await service.delete("a", old.etag)
+        assert await service.get("a") == new
+
     async def test_delete_without_etag(self, service: TodoEntryService) -> None:
         entry = await create(service)
 

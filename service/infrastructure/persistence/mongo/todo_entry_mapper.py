@@ -2,7 +2,8 @@
 
 Document shape (collection `todos`):
     {_id: id, content, tags: [sorted], done, create_time, update_time,
-     version, request_key}
+     version, incarnation, request_key}
+(`incarnation` is absent from documents written before it existed: read as "".)
 `request_key` is always set, so that a unique index on it works without
 sparse or partial indexes (FerretDB v1 has neither): `r:<request_id>` when the
 client sent a request id, `e:<id>` otherwise.
@@ -28,6 +29,7 @@ def to_document(entry: TodoEntry, request_id: str | None) -> dict[str, Any]:
         "create_time": entry.created_at,
         "update_time": entry.updated_at,
         "version": entry.version,
+        "incarnation": entry.incarnation,
         "request_key": request_key(entry.id, request_id),
     }
 
@@ -52,4 +54,5 @@ def from_document(document: dict[str, Any]) -> TodoEntry:
         created_at=document["create_time"],
         updated_at=document["update_time"],
         version=document["version"],
+        incarnation=document.get("incarnation", ""),
     )
