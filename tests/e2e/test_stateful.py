@@ -121,7 +121,7 @@ MASK_PATHS = ["content", "tags", "done", "*", "id", "etag", "create_time", "upda
 MUTABLE = ("content", "tags", "done")
 IGNORED_PATHS = {"id", "etag", "create_time", "update_time"}
 SEARCHES = ["", "a", "A", "b a", ".", "*", "(", "é", "É", "ab"]
-ETAG_KINDS = ["none", "current", "stale", "other", "garbage"]
+ETAG_KINDS = ["none", "none", "current", "current", "stale", "other", "garbage"]
 
 
 def millis(timestamp: Timestamp) -> int:
@@ -343,7 +343,7 @@ class TodoModel(RuleBasedStateMachine):
     # -- rules -----------------------------------------------------------------
 
     @initialize(
-        drafts=st.lists(st.tuples(VALID_CONTENT, VALID_TAG_LISTS, st.booleans()), min_size=1, max_size=8),
+        drafts=st.lists(st.tuples(VALID_CONTENT, VALID_TAG_LISTS, st.booleans()), min_size=3, max_size=12),
     )
     def seed(self, drafts: list[tuple[str, list[str], bool]]) -> None:
         """Start with a few entries, so that paging has pages to go through."""
@@ -505,7 +505,7 @@ class TodoModel(RuleBasedStateMachine):
         search=st.sampled_from(SEARCHES),
         tags=st.lists(RAW_TAGS, max_size=2),
         done=st.sampled_from([None, True, False]),
-        page_size=st.sampled_from([0, 1, 2, 3, 5, MAX_PAGE_SIZE + 1]),
+        page_size=st.sampled_from([1, 1, 2, 2, 3, 0, MAX_PAGE_SIZE + 1]),
     )
     def list_first_page(self, search: str, tags: list[str], done: bool | None, page_size: int) -> None:
         """Begin paging (abandoning any paging in progress)."""
@@ -516,8 +516,31 @@ class TodoModel(RuleBasedStateMachine):
         self.paging = paging
         self.next_page(page_size)
 
+    @rule(
+        data=st.data(),
+        search=st.sampled_from(["", "", "a", "B", "é"]),
+        tags=st.lists(st.sampled_from(TAGS[:2]), max_size=1),
+        done=st.sampled_from([None, None, True, False]),
+    )
+    def list_all_pages_while_entries_change(
+        self, data: st.DataObject, search: str, tags: list[str], done: bool | None
+    ) -> None:
+        """Page to the end, creating, deleting and changing entries between the pages."""
+        self.list_first_page(search, tags, done, data.draw(st.sampled_from([1, 2, 3]), label="page size"))
+        while self.paging is not None:
+            change = data.draw(st.sampled_from(["create", "delete", "tag", "done", "none"]), label="change")
+            if change == "create":
+                self.create(data.draw(VALID_CONTENT), data.draw(VALID_TAG_LISTS), data.draw(st.booleans()), "", "")
+            elif change == "delete":
+                self.delete(data)
+            elif change == "tag":
+                self.tag(data, data.draw(st.booleans()), data.draw(st.sampled_from(TAGS[:2])))
+            elif change == "done":
+                self.update(data, "", [], data.draw(st.booleans()), ["done"])
+            self.next_page(data.draw(st.sampled_from([1, 2, 3]), label="page size"))
+
     @precondition(lambda self: self.paging is not None)
-    @rule(page_size=st.sampled_from([0, 1, 2, 3]))
+    @rule(page_size=st.sampled_from([1, 1, 2, 3, 0]))
     def list_next_page(self, page_size: int) -> None:
         self.next_page(page_size)
 
