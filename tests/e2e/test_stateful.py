@@ -58,7 +58,7 @@ T = TypeVar("T")
 # Bounded so that the three store kinds together take about half a minute on
 # a 2-core machine (see the module's test for the measured figure).
 SETTINGS = settings(
-    max_examples=25,
+    max_examples=15,
     stateful_step_count=40,
     derandomize=True,
     database=None,
