@@ -420,7 +420,35 @@ class TodoModel(RuleBasedStateMachine):
     )
     def update(self, data: st.DataObject, content: str, tags: list[str], done: bool, mask: list[str] | None) -> None:
         entry_id = self.pick_id(data)
-        etag = self.pick_etag(data, entry_id)
+        self.update_entry(entry_id, self.pick_etag(data, entry_id), content=content, tags=tags, done=done, mask=mask)
+
+    @precondition(lambda self: self.entries)
+    @rule(
+        data=st.data(),
+        content=VALID_CONTENT,
+        tags=VALID_TAG_LISTS,
+        done=st.booleans(),
+        mask=st.sampled_from([None, ["*"], ["done"], ["content"], ["tags"], ["tags", "done"], ["etag", "content"], []]),
+        conditional=st.booleans(),
+    )
+    def update_valid(
+        self,
+        *,
+        data: st.DataObject,
+        content: str,
+        tags: list[str],
+        done: bool,
+        mask: list[str] | None,
+        conditional: bool,
+    ) -> None:
+        """A valid update of an existing entry, more often."""
+        entry_id = data.draw(st.sampled_from(list(self.entries)), label="id")
+        etag = self.entries[entry_id].etag if conditional else ""
+        self.update_entry(entry_id, etag, content=content, tags=tags, done=done, mask=mask)
+
+    def update_entry(
+        self, entry_id: str, etag: str, *, content: str, tags: list[str], done: bool, mask: list[str] | None
+    ) -> None:
         request = pb.UpdateTodoRequest(todo=pb.Todo(id=entry_id, content=content, tags=tags, done=done, etag=etag))
         if mask is not None:
             request.update_mask.CopyFrom(FieldMask(paths=mask))
@@ -538,7 +566,8 @@ class TodoModel(RuleBasedStateMachine):
             elif change == "tag":
                 self.tag(data, data.draw(st.booleans()), data.draw(st.sampled_from(TAGS[:2])))
             elif change == "done":
-                self.update(data, "", [], data.draw(st.booleans()), ["done"])
+                entry_id = self.pick_id(data)
+                self.update_entry(entry_id, "", content="", tags=[], done=data.draw(st.booleans()), mask=["done"])
             self.next_page(data.draw(st.sampled_from([1, 2, 3]), label="page size"))
 
     @precondition(lambda self: self.paging is not None)
