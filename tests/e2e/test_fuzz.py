@@ -15,6 +15,13 @@ MALFORMED_REQUEST comes back exactly when the bytes are not a valid message of
 the request type (as protobuf parses them here); an OK response parses as the
 response type. Afterwards the server still answers its health check SERVING
 and serves a plain CreateTodo and GetTodo.
+
+Bounded for `make check` (derandomized, no example database): 600 examples on
+the in-memory store and 150 on MongoDB through PyMongo take 3.5 s and 0.9 s
+on an idle 2-core machine (about 10 s together with the cores shared). Lists
+hold at most 5 elements and strings 20 characters: the bounds on huge
+requests have tests of their own. Page tokens are only replayed or mutated
+here, never forged with the server's secret.
 """
 
 from __future__ import annotations
