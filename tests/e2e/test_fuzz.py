@@ -17,7 +17,7 @@ response type. Afterwards the server still answers its health check SERVING
 and serves a plain CreateTodo and GetTodo.
 
 Bounded for `make check` (derandomized, no example database): 600 examples on
-the in-memory store and 150 on MongoDB through PyMongo take 3.5 s and 0.9 s
+the in-memory store and 150 on MongoDB through PyMongo take 3.0 s and 0.8 s
 on an idle 2-core machine (about 10 s together with the cores shared). Lists
 hold at most 5 elements and strings 20 characters: the bounds on huge
 requests have tests of their own. Page tokens are only replayed or mutated

@@ -56,10 +56,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from service.application.ports import Clock
-from service.container import build_container
+from service.bootstrap import bootstrap
 from service.infrastructure.grpc.server import RunningServer, start_server
-from service.infrastructure.persistence.store import Store
 from tests.e2e.rich_status import RichError, decode
 from tests.stores import STORE_KINDS, cleaned_up, ready, settings_for
 from tests.support import FakeClock
@@ -71,11 +69,11 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 T = TypeVar("T")
 
 # Bounded for `make check`: 15 sequences of up to 40 steps per store kind take
-# 3.4 s (memory) and 7.4 s (each MongoDB driver, FerretDB) on an idle 2-core
-# machine, about 19 s for the three together (31 s with the cores shared).
-# A failure is shrunk to a minimal sequence before it is reported, which
-# hypothesis caps at 5 minutes. Derandomized with no example database: every
-# run, and CI, replays the same sequences.
+# 2.4 s (memory) and 5.5 s (each MongoDB driver, on FerretDB) on an idle
+# 2-core machine, about 14 s for the three together (about twice that with
+# the cores shared). A failure is shrunk to a minimal sequence before it is
+# reported, which hypothesis caps at 5 minutes. Derandomized, with no example
+# database: every run, CI's too, replays the same sequences.
 SETTINGS = settings(
     max_examples=15,
     stateful_step_count=40,
@@ -707,11 +705,10 @@ def bridge_outcome(outcome: Message | RichError) -> str:
 async def serving_at_a_frozen_time(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
     """Like `tests.stores.serving`, with a clock that stands still: every call happens in the same millisecond."""
     settings = settings_for(kind, request)
-    container = build_container(settings, overrides={Clock: FakeClock()})
-    store: Store = container.resolve(Store)
-    async with cleaned_up(settings, store):
-        await ready(store)
-        running = await start_server(container, settings.grpc_address)
+    app = bootstrap(settings, clock=FakeClock())
+    async with cleaned_up(settings, app.store):
+        await ready(app.store)
+        running = await start_server(app.servicer, settings)
         try:
             yield running
         finally:
