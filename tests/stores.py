@@ -60,6 +60,8 @@ async def serving(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Ru
     async with cleaned_up(settings, app.store):
         await ready(app.store)
         running = await start_server(app.servicer, settings)
-        await running.set_serving(True)
-        yield running
-        await running.stop(0.5)
+        try:
+            await running.set_serving(True)
+            yield running
+        finally:
+            await running.stop(0.5)
