@@ -17,22 +17,14 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 from urllib.parse import unquote, urlsplit
 
-from service.infrastructure import pem
 from service.infrastructure.config_reader import ConfigError as ConfigError  # noqa: PLC0414 (re-exported for callers)
 from service.infrastructure.config_reader import EnvReader, address, boolean, one_of
+from service.infrastructure.config_secrets import BUILT_IN_PAGE_TOKEN_SECRET as BUILT_IN_PAGE_TOKEN_SECRET  # noqa: PLC0414
+from service.infrastructure.config_secrets import TlsSettings as TlsSettings  # noqa: PLC0414 (re-exported)
+from service.infrastructure.config_secrets import page_token_secret, secret_or_file, tls_settings
 
 DEFAULT_GRPC_ADDRESS = "0.0.0.0:50051"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
-# The value earlier releases used when no secret was configured: public in the
-# source, so it is refused like a placeholder.
-BUILT_IN_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (refused, never used)
-MIN_SECRET_BYTES = 16
-# Values that are left in templates and examples, never chosen (compared ignoring
-# case and punctuation), and words that mark a value as a placeholder.
-_PLACEHOLDER_SECRETS = frozenset(
-    {"secret", "password", "changeme", "changeit", "default", "example", "test", "todo", "xxx", "none", "null"}
-)
-_PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "insertsecret")
 DEFAULT_DATABASE = "todo"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
@@ -66,15 +58,6 @@ class ServerSettings:
     max_concurrent_streams: int = 100
     # grpc.health.v1 Watch streams open at once (all connections); more: RESOURCE_EXHAUSTED.
     max_health_watches: int = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    """Server certificate and key (PEM files); with a client CA, clients must present a certificate it signed."""
-
-    cert_file: str
-    key_file: str
-    client_ca_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +136,7 @@ class Settings:
         settings = cls(
             # uvloop measured 8-19% faster here (benchmarks/results); asyncio stays selectable.
             event_loop=env.choice("TODO_EVENT_LOOP", "uvloop", EVENT_LOOPS),
-            tls=_tls(env, warnings),
+            tls=tls_settings(env, warnings),
             auth_tokens_file=auth_tokens_file,
             auth_tokens_reload_seconds=env.seconds(
                 "TODO_AUTH_TOKENS_RELOAD_SECONDS", DEFAULT_AUTH_TOKENS_RELOAD_SECONDS, minimum=0.05
@@ -191,7 +174,7 @@ class Settings:
             grpc_address=grpc_address,
             log_level=env.read("TODO_LOG_LEVEL", "INFO", lambda value: one_of(value.upper(), LOG_LEVELS)),
             shutdown_grace_seconds=env.seconds("TODO_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
-            page_token_secret=_page_token_secret(env, mongodb is not None),
+            page_token_secret=page_token_secret(env, mongodb is not None),
             tracing=_tracing(env),
             warnings=tuple(warnings),
         )
@@ -203,94 +186,8 @@ class Settings:
         return logging.getLevelNamesMapping()[self.log_level]
 
 
-def _secret_or_file(env: EnvReader, name: str, file_name: str) -> str | None:
-    """`name` or the content of the file `file_name` (a mounted secret; a final newline is dropped); not both."""
-    value, path = env.raw(name), env.file(file_name)
-    if value is not None and env.raw(file_name) is not None:
-        env.fail(f"{name} and {file_name} are both set: set one")
-        return None
-    if path is None:
-        return value
-    try:
-        with open(path, encoding="utf-8") as file:
-            content = file.read().strip()
-    except (OSError, UnicodeDecodeError) as error:
-        env.fail(f"{file_name}={path!r} cannot be read as UTF-8 text: {error}")
-        return None
-    if not content:
-        env.fail(f"{file_name}={path!r} is empty")
-        return None
-    return content
-
-
-def _page_token_secret(env: EnvReader, persistent: bool) -> str | None:
-    """The configured secret; required with MongoDB (its tokens outlive the process and cross replicas)."""
-    secret = _secret_or_file(env, "TODO_PAGE_TOKEN_SECRET", "TODO_PAGE_TOKEN_SECRET_FILE")
-    if secret is None:
-        if persistent and env.raw("TODO_PAGE_TOKEN_SECRET_FILE") is None:
-            env.fail(
-                "TODO_PAGE_TOKEN_SECRET (or TODO_PAGE_TOKEN_SECRET_FILE) is required with TODO_MONGODB_URI: "
-                "the same random value on every replica, e.g. `openssl rand -base64 32`"
-            )
-        return None
-    problem = secret_problem(secret)
-    if problem is not None:
-        env.fail(f"TODO_PAGE_TOKEN_SECRET {problem}; use a random value, e.g. `openssl rand -base64 32`")
-        return None
-    return secret
-
-
-def secret_problem(secret: str) -> str | None:
-    """Why `secret` cannot sign anything (the built-in value, a placeholder, too short), or None."""
-    folded = re.sub(r"[^a-z0-9]", "", secret.lower())
-    if secret == BUILT_IN_PAGE_TOKEN_SECRET:
-        return "is the built-in value, public in the source"
-    if folded in _PLACEHOLDER_SECRETS or any(word in folded for word in _PLACEHOLDER_WORDS):
-        return "is a placeholder"
-    if len(set(secret)) <= 2:
-        return "is one or two characters repeated"
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        return f"is shorter than {MIN_SECRET_BYTES} bytes"
-    return None
-
-
-def _tls(env: EnvReader, warnings: list[str]) -> TlsSettings | None:
-    cert, key = env.file("TODO_TLS_CERT_FILE"), env.file("TODO_TLS_KEY_FILE")
-    client_ca = env.file("TODO_TLS_CLIENT_CA_FILE")
-    if env.raw("TODO_TLS_CERT_FILE") is None and env.raw("TODO_TLS_KEY_FILE") is None:
-        if env.raw("TODO_TLS_CLIENT_CA_FILE") is not None:
-            env.fail("TODO_TLS_CLIENT_CA_FILE needs TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE")
-        return None
-    if env.raw("TODO_TLS_CERT_FILE") is None or env.raw("TODO_TLS_KEY_FILE") is None:
-        env.fail("TODO_TLS_CERT_FILE and TODO_TLS_KEY_FILE go together: set both or neither")
-    if cert is None or key is None:
-        return None
-    # Load the PEM files now: a bad one is a configuration error naming the
-    # file, not a "Failed to bind" when the port is opened.
-    try:
-        pem.check_key_pair(cert, key)
-        warnings.extend(pem.validity_warnings(cert))
-        if pem.readable_by_others(key):
-            warnings.append(
-                f"TODO_TLS_KEY_FILE {key!r} is readable by group or others: make it 0400 or 0600 "
-                "(Kubernetes: defaultMode: 0400 on the secret volume)"
-            )
-    except ConfigError as error:
-        env.fail(str(error))
-    except OSError as error:
-        env.fail(f"TLS files cannot be read: {error}")
-    if client_ca is not None:
-        try:
-            pem.check_certificates(client_ca, "TODO_TLS_CLIENT_CA_FILE")
-        except ConfigError as error:
-            env.fail(str(error))
-        except OSError as error:
-            env.fail(f"TODO_TLS_CLIENT_CA_FILE cannot be read: {error}")
-    return TlsSettings(cert_file=cert, key_file=key, client_ca_file=client_ca)
-
-
 def _mongodb(env: EnvReader) -> MongoSettings | None:
-    uri = _secret_or_file(env, "TODO_MONGODB_URI", "TODO_MONGODB_URI_FILE")
+    uri = secret_or_file(env, "TODO_MONGODB_URI", "TODO_MONGODB_URI_FILE")
     if uri is None:
         return None
     # The message never repeats the URI: it may hold a password.

@@ -67,8 +67,18 @@ def check_key_pair(cert_path: str, key_path: str) -> None:
 
 
 def readable_by_others(path: str) -> bool:
-    """Whether group or others may read the file (a key should be 0400 or 0600)."""
-    return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+    """Whether anyone but this process's user and groups may read the file.
+
+    A key should be 0400 or 0600. Group access is accepted when the group is
+    one of the process's own: Kubernetes gives secret files the pod's fsGroup
+    (0440 or 0640 with `fsGroup`, whatever defaultMode asks), and that group
+    is the service's.
+    """
+    info = os.stat(path)
+    if info.st_mode & stat.S_IRWXO:
+        return True
+    own_groups = {os.getgid(), os.getegid(), *os.getgroups()}
+    return bool(info.st_mode & stat.S_IRWXG) and info.st_gid not in own_groups
 
 
 def validity(cert_path: str) -> tuple[datetime, datetime] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -485,6 +486,14 @@ class TestTlsFilesAtStart:
         cert = self.write(tmp_path, "cert.pem", ca.issue_server("localhost", valid=(start, end)).certificate)
         assert pem.validity(cert) == (start, end)  # UTCTime before 2050, GeneralizedTime after
 
+    def test_a_key_readable_by_its_own_group_is_fine(self, tmp_path: Path, ca: CertificateAuthority) -> None:
+        # Kubernetes' fsGroup makes secret files 0440 with the pod's (the service's) group.
+        pair = ca.issue_server("localhost")
+        cert = self.write(tmp_path, "cert.pem", pair.certificate, 0o644)
+        key = self.write(tmp_path, "key.pem", pair.key, 0o440)
+        os.chown(key, -1, os.getgid())
+        assert Settings.from_env(self.env(cert, key)).warnings == ()
+
     def test_a_key_readable_by_others_is_a_warning(self, tmp_path: Path, ca: CertificateAuthority) -> None:
         pair = ca.issue_server("localhost")
         cert = self.write(tmp_path, "cert.pem", pair.certificate, 0o644)
@@ -496,6 +505,7 @@ class TestTlsFilesAtStart:
 
 
 def test_the_deployment_contract_lists_exactly_the_variables_config_reads() -> None:
-    source = (Path(__file__).resolve().parents[3] / "service" / "infrastructure" / "config.py").read_text()
+    infrastructure = Path(__file__).resolve().parents[3] / "service" / "infrastructure"
+    source = "".join((infrastructure / name).read_text() for name in ("config.py", "config_secrets.py"))
     read = set(re.findall(r'"(TODO_[A-Z_]+)"', source))
     assert read == set(server_contract.TODO_ENV)
