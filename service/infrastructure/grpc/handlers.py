@@ -94,19 +94,12 @@ class _MethodObserver:
         self.service = service
         self.name = name
         self.full_method = f"/{service}/{name}"
-        metrics = observer.metrics
-        self._labels = ("unary", service, name)
-        self._metrics = metrics
-        self._started = metrics.started.labels(*self._labels)
-        self._in_flight = metrics.in_flight.labels(*self._labels)
-        self._latency = metrics.handling_seconds.labels(*self._labels)
-        self._handled: dict[grpc.StatusCode, Any] = {}
+        self._rpc = observer.metrics.rpc(service, name)
         self._tracer = observer.tracer
         self._access_log = AccessLog()
 
     def begin(self, metadata: Metadata, request_id: str) -> tuple[Span | None, object]:
-        self._started.inc()
-        self._in_flight.inc()
+        self._rpc.begin()
         if self._tracer is None:
             return None, None
         span = self._tracer.start_span(
@@ -124,12 +117,7 @@ class _MethodObserver:
         return span, otel_context.attach(trace.set_span_in_context(span))
 
     def end(self, context: Context, code: grpc.StatusCode, seconds: float, span: Span | None, token: object) -> None:
-        self._in_flight.dec()
-        self._latency.observe(seconds)
-        counter = self._handled.get(code)
-        if counter is None:
-            counter = self._handled[code] = self._metrics.handled.labels(*self._labels, code.name)
-        counter.inc()
+        self._rpc.end(code.name, seconds)
         if span is not None:
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code != grpc.StatusCode.OK:

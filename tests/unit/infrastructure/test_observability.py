@@ -1,4 +1,4 @@
-"""Log formatting, secret masking and the tracing switch."""
+"""Log formatting, secret masking, the tracing switch and the RPC metrics' exposition."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from service.infrastructure.config import TracingSettings
 from service.infrastructure.observability.logs import (
@@ -18,6 +19,7 @@ from service.infrastructure.observability.logs import (
     request_id_var,
     trace_id_var,
 )
+from service.infrastructure.observability.metrics import LATENCY_BUCKETS, Metrics
 from service.infrastructure.observability.tracing import tracer_provider
 from tests.support import preserved_logging
 
@@ -92,6 +94,74 @@ class TestJsonLines:
         request_id_var.set("r")
         assert ContextFilter().filter(record)
         assert json.loads(JsonFormatter().format(record))["request_id"] == "r"
+
+
+SERVICE = "todo.v1.TodoService"
+OBSERVED = [  # (method, code, seconds): on bucket bounds, between them and beyond the last
+    ("GetTodo", "OK", 0.0005),
+    ("GetTodo", "OK", 0.0007),
+    ("GetTodo", "NOT_FOUND", 0.003),
+    ("GetTodo", "OK", 11.0),
+    ("CreateTodo", "OK", 0.0),
+    ("CreateTodo", "INVALID_ARGUMENT", 2.5),
+]
+
+
+def exposed(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the grpc_server_* families (but the _created times), by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        if family.name.startswith("grpc_server")
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+class TestRpcMetrics:
+    def test_plain_counters_expose_what_prometheus_client_would(self) -> None:
+        """The same samples, types and help text as prometheus_client's own metrics of the same calls."""
+        metrics = Metrics()
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        reference = CollectorRegistry()
+        started = Counter("grpc_server_started", "RPCs started on the server.", labels, registry=reference)
+        handled = Counter(
+            "grpc_server_handled", "RPCs completed on the server, by status code.", [*labels, "grpc_code"],
+            registry=reference,
+        )  # fmt: skip
+        seconds = Histogram(
+            "grpc_server_handling_seconds", "Time from the start of an RPC until its response, by method.", labels,
+            buckets=LATENCY_BUCKETS, registry=reference,
+        )  # fmt: skip
+        in_flight = Gauge("grpc_server_in_flight", "RPCs being handled right now.", labels, registry=reference)
+        recorders = {name: metrics.rpc(SERVICE, name) for name in ("GetTodo", "CreateTodo")}
+        for method, code, duration in OBSERVED:
+            recorders[method].begin()
+            recorders[method].end(code, duration)
+            started.labels("unary", SERVICE, method).inc()
+            handled.labels("unary", SERVICE, method, code).inc()
+            seconds.labels("unary", SERVICE, method).observe(duration)
+            in_flight.labels("unary", SERVICE, method).set(0)
+        recorders["GetTodo"].begin()  # one still in flight
+        started.labels("unary", SERVICE, "GetTodo").inc()
+        in_flight.labels("unary", SERVICE, "GetTodo").inc()
+
+        ours = exposed(metrics.registry)
+        assert ours == exposed(reference)
+        assert ours[("grpc_server_handling_seconds_bucket", (*sorted({
+            "grpc_type": "unary", "grpc_service": SERVICE, "grpc_method": "GetTodo", "le": "0.0005"
+        }.items()),))] == 1  # fmt: skip
+        families = {f.name: (f.type, f.documentation) for f in metrics.registry.collect()}
+        assert {k: v for k, v in families.items() if k.startswith("grpc_server")} == {
+            f.name: (f.type, f.documentation) for f in reference.collect()
+        }
+        text = generate_latest(metrics.registry).decode()
+        assert 'grpc_server_started_created{grpc_method="GetTodo"' in text
+        assert 'grpc_server_handling_seconds_created{grpc_method="GetTodo"' in text
+
+    def test_one_recorder_per_method(self) -> None:
+        metrics = Metrics()
+        assert metrics.rpc(SERVICE, "GetTodo") is metrics.rpc(SERVICE, "GetTodo")
 
 
 class TestTracerProvider:
