@@ -77,6 +77,7 @@ class RpcObserver:
 
 
 Metadata = tuple[tuple[str, str | bytes], ...]
+Traced = tuple[Span, object]  # an RPC's server span and the token of the context it was attached to
 
 
 def _request_id(metadata: Metadata) -> str:
@@ -98,10 +99,11 @@ class _MethodObserver:
         self._tracer = observer.tracer
         self._access_log = AccessLog()
 
-    def begin(self, metadata: Metadata, request_id: str) -> tuple[Span | None, object]:
+    def begin(self, metadata: Metadata, request_id: str) -> Traced | None:
+        """Counts the RPC; with tracing on, its span and the context token to detach at the end."""
         self._rpc.begin()
         if self._tracer is None:
-            return None, None
+            return None
         span = self._tracer.start_span(
             self.full_method[1:],
             context=extract(dict(metadata)),
@@ -116,15 +118,19 @@ class _MethodObserver:
         trace_id_var.set(format(span.get_span_context().trace_id, "032x"))
         return span, otel_context.attach(trace.set_span_in_context(span))
 
-    def end(self, context: Context, code: grpc.StatusCode, seconds: float, span: Span | None, token: object) -> None:
+    def end(
+        self, context: Context, code: grpc.StatusCode, seconds: float, traced: Traced | None, request_id: str
+    ) -> None:
         self._rpc.end(code.name, seconds)
-        if span is not None:
+        if traced is not None:
+            span, token = traced
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code != grpc.StatusCode.OK:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             span.end()
             otel_context.detach(token)  # type: ignore[arg-type]
-        self._access_log.write(self.full_method, code.name, seconds, context.peer())
+        if self._access_log.enabled:
+            self._access_log.write(self.full_method, code.name, seconds, context.peer(), request_id)
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:
@@ -204,7 +210,7 @@ def unary_handler(
             set_deadline_in(remaining)
         elif max_rpc_seconds is not None:
             set_deadline_in(max_rpc_seconds)
-        span, token = watch.begin(metadata, request_id)
+        traced = watch.begin(metadata, request_id)
         code = grpc.StatusCode.UNKNOWN
         try:
             body = await run(raw, context, metadata)
@@ -218,7 +224,7 @@ def unary_handler(
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            watch.end(context, code, time.perf_counter() - start, span, token)
+            watch.end(context, code, time.perf_counter() - start, traced, request_id)
 
     return grpc.unary_unary_rpc_method_handler(handle)
 

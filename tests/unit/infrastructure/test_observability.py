@@ -5,18 +5,27 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+import os
+import re
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from service.infrastructure.config import TracingSettings
+from service.infrastructure.observability import logs
 from service.infrastructure.observability.logs import (
+    AccessLog,
+    BufferedJsonHandler,
     ContextFilter,
     JsonFormatter,
     configure_logging,
     redact,
     request_id_var,
+    set_access_log,
     trace_id_var,
 )
 from service.infrastructure.observability.metrics import LATENCY_BUCKETS, Metrics
@@ -162,6 +171,84 @@ class TestRpcMetrics:
     def test_one_recorder_per_method(self) -> None:
         metrics = Metrics()
         assert metrics.rpc(SERVICE, "GetTodo") is metrics.rpc(SERVICE, "GetTodo")
+
+
+def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def eventually(condition: Callable[[], bool]) -> bool:
+    """Polls `condition` for up to 10 s (a bound for a stalled machine, not a duration under test)."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class TestAccessLine:
+    def test_the_line_is_the_json_formatters_object_with_the_peer_escaped(self) -> None:
+        stream = capture("json")
+        trace_id_var.set("0af7651916cd43dd8448eb211c80319c")
+        AccessLog().write("/todo.v1.TodoService/GetTodo", "NOT_FOUND", 0.0012345, 'unix:/tmp/a"b\\c', "req-7")
+        logging.getLogger().handlers[0].flush()
+        (line,) = json_lines(stream)
+        assert line == {
+            "time": line["time"],
+            "level": "INFO",
+            "logger": "service.access",
+            "message": "/todo.v1.TodoService/GetTodo NOT_FOUND 1.23ms",
+            "pid": os.getpid(),
+            "request_id": "req-7",
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "method": "/todo.v1.TodoService/GetTodo",
+            "code": "NOT_FOUND",
+            "duration_ms": 1.234,
+            "peer": 'unix:/tmp/a"b\\c',
+        }
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+
+    def test_lines_reach_the_stream_without_a_flush_in_order_with_other_records(self) -> None:
+        stream = capture("json")
+        access = AccessLog()
+        for number in range(3):
+            access.write("/s/M", "OK", 0.001, "ipv4:127.0.0.1:1", f"r{number}")
+        logging.getLogger("service.test").warning("after the three")
+        assert [line.get("request_id") for line in json_lines(stream)] == ["r0", "r1", "r2", None]
+        access.write("/s/M", "OK", 0.001, "ipv4:127.0.0.1:1", "r3")
+        assert eventually(lambda: stream.getvalue().count("\n") == 5)
+        assert json_lines(stream)[-1]["request_id"] == "r3"
+
+    def test_a_full_buffer_is_written_by_the_caller(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(logs, "MAX_BUFFERED_LINES", 5)
+        monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)  # the thread never gets to it
+        stream = capture("json")
+        access = AccessLog()
+        for number in range(5):
+            access.write("/s/M", "OK", 0.001, "p", f"r{number}")
+        assert [line["request_id"] for line in json_lines(stream)] == [f"r{number}" for number in range(5)]
+
+    def test_closing_the_handler_writes_what_is_buffered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)
+        stream = capture("json")
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, BufferedJsonHandler)
+        AccessLog().write("/s/M", "OK", 0.001, "p", "last")
+        assert stream.getvalue() == ""
+        logging.shutdown([weakref.ref(handler)])  # what exit and a worker's end do, for this handler
+        assert [line["request_id"] for line in json_lines(stream)] == ["last"]
+
+    def test_the_switch_turns_the_line_off(self) -> None:
+        stream = capture("json")
+        set_access_log(False)
+        try:
+            access = AccessLog()
+            assert not access.enabled
+        finally:
+            set_access_log(True)
+        assert AccessLog().enabled
+        assert stream.getvalue() == ""
 
 
 class TestTracerProvider:
