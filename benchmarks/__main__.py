@@ -14,7 +14,7 @@ Sections (all by default, or `--sections a,b`), one module each in benchmarks/se
             release (B0 pinned vs latest), 4 uvloop, access-log cost; 9 profile
   overhead  1 at both loads (4 connections x 16 streams, 64 x 1): service vs B0, CPU and
             instructions per RPC (perf stat, where the VM exposes the counters);
-            --baseline REF adds the service at a git revision as a third side
+            --baseline REF[,REF...] adds the service at git revisions as more sides
   list      6 a 50-entry page at 1,000 vs 100,000 entries (in-memory)
   memory    8 resident memory after 20,000 and 200,000 mixed requests
   mongo     5 MongoDB path (service vs raw driver, Motor vs PyMongo), 6 explain
@@ -94,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--mongo-entries", type=int, default=200)
     parser.add_argument("--results", default="", help="default: benchmarks/results (--quick: benchmarks/work/...)")
     parser.add_argument("--keep-work", action="store_true", help="keep benchmarks/work/<stamp> (logs, profiles)")
-    parser.add_argument("--baseline", default="", help="overhead section: also the service at this git revision")
+    parser.add_argument(
+        "--baseline", default="", help="overhead section: also the service at these git revisions (comma-separated)"
+    )
     parser.add_argument("--tag", default="", help="results file names <date>-<tag>.md/.json (e.g. a lever's name)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: checks that the sections run")
     if parser.parse_known_args(argv)[0].quick:  # the quick defaults; what the command line says still wins

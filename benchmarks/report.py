@@ -115,7 +115,7 @@ def _comparison(report: Report, title: str, key: str, out: Out) -> None:
         out(
             "GetTodo and CreateTodo at 4 connections x 16 streams and at 64 connections x 1 stream, the sides "
             f"alternated per load. `perf stat -e instructions`: {section['perf']}."
-            + (f" Baseline: the service at `{section['baseline']}`, same run." if section.get("baseline") else "")
+            + "".join(f" `at-{ref}`: the service at {rev}." for ref, rev in section.get("revisions", {}).items())
         )
         out("")
         out("| side | server CPU-us per RPC | instructions per RPC |")

@@ -6,14 +6,17 @@ also the server's CPU time per RPC (from /proc) and, where `perf stat -e
 instructions` works (hardware counters exposed to the VM), the instructions
 per RPC of the server process; the report says whether perf worked.
 
-`--baseline REF` adds the service as it was at a git revision (its `service/`
-tree from `git archive`, run on this checkout's venv and generated code) as a
-third side, so a change is measured against its predecessor in the same run:
-the before/after of one lever.
+`--baseline REF[,REF...]` adds the service as it was at each git revision
+(its `service/` tree from `git archive`, run on this checkout's venv and
+generated code) as more sides, so changes are measured against their
+predecessors in the same run, alternated with the rest: the before/after of
+each lever. Ratios: every side / B0, and each side / the one before it
+(REF1 ... REFn, then this checkout).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import subprocess
@@ -106,18 +109,21 @@ def _baseline_tree(bench: Bench, ref: str) -> Path:
     return target
 
 
-def _ratio_names(baseline: str | None) -> list[tuple[str, str, str]]:
+def _rev(ref: str) -> str:
+    return run_text(["git", "-C", str(REPO), "log", "-1", "--format=%h %s", ref])
+
+
+def _ratio_names(refs: list[str]) -> list[tuple[str, str, str]]:
+    """(name, side A, side B): the service / B0 first, then each revision / B0 and / its predecessor."""
     names = []
+    chain = [f"at-{ref}" for ref in refs] + ["service"]
     for method in ("get", "create"):
         for load in LOADS:
-            names.append((f"{method} {load} service/B0", f"{method}-{load}:service", f"{method}-{load}:b0"))
-            if baseline:
-                names.append((
-                    f"{method} {load} baseline/B0", f"{method}-{load}:baseline", f"{method}-{load}:b0",
-                ))  # fmt: skip
-                names.append((
-                    f"{method} {load} service/baseline", f"{method}-{load}:service", f"{method}-{load}:baseline",
-                ))  # fmt: skip
+            key = f"{method}-{load}"
+            names.append((f"{method} {load} service/B0", f"{key}:service", f"{key}:b0"))
+            for before, after in itertools.pairwise(chain):
+                names.append((f"{method} {load} {after}/{before}", f"{key}:{after}", f"{key}:{before}"))
+            names += [(f"{method} {load} {side}/B0", f"{key}:{side}", f"{key}:b0") for side in chain[:-1]]
     return names
 
 
@@ -139,17 +145,18 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
     perf = perf_status()
     log(f"perf stat -e instructions: {perf}")
     counting = perf == "ok"
-    baseline = bench.options.baseline or None
-    service = start_service(bench, "overhead-service")
-    wait_serving(service.port)
-    ensure_entry(service.port, "bench-get")
-    servers: dict[str, Server] = {"service": service}
-    if baseline:
-        tree = _baseline_tree(bench, baseline)
-        log(f"baseline: the service at {baseline} from {tree.relative_to(REPO)}")
-        servers["baseline"] = start_service(bench, "overhead-baseline", cwd=tree)
-        wait_serving(servers["baseline"].port)
-        ensure_entry(servers["baseline"].port, "bench-get")
+    refs = [ref for ref in bench.options.baseline.split(",") if ref]
+    servers: dict[str, Server] = {}
+    labels = {"b0": f"B0 bare grpc.aio {PINNED_GRPCIO}", "service": "service (this checkout), defaults"}
+    for ref in refs:
+        tree = _baseline_tree(bench, ref)
+        log(f"baseline: the service at {ref} from {tree.relative_to(REPO)}")
+        servers[f"at-{ref}"] = start_service(bench, f"overhead-at-{ref.replace('/', '_')}", cwd=tree)
+        labels[f"at-{ref}"] = f"service at {ref}, defaults"
+    service = servers["service"] = start_service(bench, "overhead-service")
+    for server in servers.values():
+        wait_serving(server.port)
+        ensure_entry(server.port, "bench-get")
     responses = bench.work / "overhead-b0-responses"
     responses.mkdir(exist_ok=True)
     (responses / "GetTodo.bin").write_bytes(call_raw(service.port, "GetTodo", pb.GetTodoRequest(id="bench-get")))
@@ -161,11 +168,6 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
         "get": ("GetTodo", bench.shared_body("get", pb.GetTodoRequest(id="bench-get"))),
         "create": ("CreateTodo", bench.shared_body("create", create)),
     }
-    labels = {
-        "b0": f"B0 bare grpc.aio {PINNED_GRPCIO}",
-        "service": "service, defaults (access log, metrics, request ids on)",
-        "baseline": f"service at {baseline}",
-    }
     results: Results = {}
     all_sides: list[Side] = []
     for method, (rpc, body) in bodies.items():
@@ -176,7 +178,7 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
             ]
             alternate(bench, sides, results, f"overhead {method} {load}")
             all_sides += sides
-    ratios = {name: ratio(results, a, b) for name, a, b in _ratio_names(baseline)}
+    ratios = {name: ratio(results, a, b) for name, a, b in _ratio_names(refs)}
     for method in ("get", "create"):
         for load in LOADS:
             ratios[f"{method} {load} service/B0 per server CPU-s"] = ratio(
@@ -184,7 +186,8 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
             )
     section = section_report(results, all_sides, ratios)
     section["perf"] = perf
-    section["baseline"] = baseline
+    section["baseline"] = ", ".join(refs)
+    section["revisions"] = {ref: _rev(ref) for ref in refs}
     section["per_rpc"] = _per_rpc(results)
     report["overhead"] = section
     for server in servers.values():
