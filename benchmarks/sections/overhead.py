@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
 import signal
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -99,8 +101,9 @@ def _side(bench: Bench, key: str, label: str, server: Server, method: str, body:
 
 
 def _baseline_tree(bench: Bench, ref: str) -> Path:
-    """`ref`'s service/ tree under the work directory (the service as it was at `ref`)."""
-    target = bench.work / f"baseline-{re.sub(r'[^A-Za-z0-9_.-]', '_', ref)}"
+    """`ref`'s service/ tree in a temporary directory (outside the repository: no second `service` package for
+    mypy or pytest to find), removed with the work directory's other leftovers by `run`."""
+    target = Path(tempfile.mkdtemp(prefix=f"todo-bench-{re.sub(r'[^A-Za-z0-9_.-]', '_', ref)}-"))
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", "--format=tar", ref, "service"], capture_output=True, check=True
     ).stdout
@@ -147,10 +150,12 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
     counting = perf == "ok"
     refs = [ref for ref in bench.options.baseline.split(",") if ref]
     servers: dict[str, Server] = {}
+    trees: list[Path] = []
     labels = {"b0": f"B0 bare grpc.aio {PINNED_GRPCIO}", "service": "service (this checkout), defaults"}
     for ref in refs:
         tree = _baseline_tree(bench, ref)
-        log(f"baseline: the service at {ref} from {tree.relative_to(REPO)}")
+        trees.append(tree)
+        log(f"baseline: the service at {ref} from {tree}")
         servers[f"at-{ref}"] = start_service(bench, f"overhead-at-{ref.replace('/', '_')}", cwd=tree)
         labels[f"at-{ref}"] = f"service at {ref}, defaults"
     service = servers["service"] = start_service(bench, "overhead-service")
@@ -192,3 +197,5 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
     report["overhead"] = section
     for server in servers.values():
         server.proc.stop()
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
