@@ -32,10 +32,13 @@ from todo.v1 import todo_service_pb2 as pb
 
 
 class StubContext:
-    """The parts of grpc.aio.ServicerContext the handlers use, answering like a plaintext call without a deadline."""
+    """The parts of grpc.aio.ServicerContext the handlers use, answering like a plaintext call without a deadline.
+
+    Its metadata is what h2load sends (no x-request-id: the service makes one per call).
+    """
 
     def __init__(self) -> None:
-        self._metadata = (("user-agent", "grpc-python/1.78.2"), ("x-request-id", "bench-7"))
+        self._metadata = (("user-agent", "h2load nghttp2/1.64.0"),)
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
+from random import getrandbits
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
@@ -49,6 +49,7 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 
 REQUEST_ID_HEADER = "x-request-id"
+_CODE_NAMES = {code: code.name for code in grpc.StatusCode}  # Enum.name is a descriptor call per access
 _log = logging.getLogger("service.grpc")
 
 
@@ -85,7 +86,9 @@ def _request_id(metadata: Metadata) -> str:
     for key, value in metadata:
         if key == REQUEST_ID_HEADER and isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
             return value
-    return os.urandom(16).hex()
+    # A correlation id, not a secret: Python's generator (reseeded in a forked worker) is enough, and it
+    # costs a third of what os.urandom's system call does, on every RPC that brings no id.
+    return getrandbits(128).to_bytes(16).hex()
 
 
 class _MethodObserver:
@@ -121,16 +124,17 @@ class _MethodObserver:
     def end(
         self, context: Context, code: grpc.StatusCode, seconds: float, traced: Traced | None, request_id: str
     ) -> None:
-        self._rpc.end(code.name, seconds)
+        code_name = _CODE_NAMES[code]
+        self._rpc.end(code_name, seconds)
         if traced is not None:
             span, token = traced
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code != grpc.StatusCode.OK:
-                span.set_status(Status(StatusCode.ERROR, code.name))
+                span.set_status(Status(StatusCode.ERROR, code_name))
             span.end()
             otel_context.detach(token)  # type: ignore[arg-type]
         if self._access_log.enabled:
-            self._access_log.write(self.full_method, code.name, seconds, context.peer(), request_id)
+            self._access_log.write(self.full_method, code_name, seconds, context.peer(), request_id)
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:

@@ -131,9 +131,9 @@ class AccessLog:
         """One access line; `request_id` saves reading it back from the context."""
         if not self.enabled:
             return
-        duration_ms = round(seconds * 1000, 3)
         handler = _json_handler
         if handler is None:
+            duration_ms = round(seconds * 1000, 3)
             self._logger.info(
                 "%s %s %.2fms",
                 method,
@@ -146,13 +146,15 @@ class AccessLog:
             request_id = request_id_var.get()
         trace_id = trace_id_var.get()
         # What JsonFormatter would write for the record, in the same order; only the peer is free text.
+        # The duration in ms with 3 decimals, formatted directly (round() and repr() cost twice as much).
+        duration_ms = seconds * 1000
         ids = f', "request_id": "{request_id}"' if request_id else ""
         if trace_id:
             ids += f', "trace_id": "{trace_id}"'
         handler.enqueue(
             f'{{"time": "{_utc_time(time.time())}", "level": "INFO", "logger": "service.access", '
             f'"message": "{method} {code} {duration_ms:.2f}ms", "pid": {self._pid}{ids}, "method": "{method}", '
-            f'"code": "{code}", "duration_ms": {duration_ms!r}, "peer": {_ENCODER.encode(peer)}}}\n'
+            f'"code": "{code}", "duration_ms": {duration_ms:.3f}, "peer": {_ENCODER.encode(peer)}}}\n'
         )
 
 
