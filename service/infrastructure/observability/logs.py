@@ -126,6 +126,16 @@ class AccessLog:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._pid = os.getpid()
         self.enabled = self._logger.isEnabledFor(logging.INFO)
+        self._peers: dict[str, str] = {}
+
+    def _json_peer(self, peer: str) -> str:
+        """The peer as a JSON string, encoded once per peer (a connection's RPCs share it); a bounded cache."""
+        encoded = self._peers.get(peer)
+        if encoded is None:
+            if len(self._peers) >= 4096:
+                self._peers.clear()
+            encoded = self._peers[peer] = _ENCODER.encode(peer)
+        return encoded
 
     def write(self, method: str, code: str, seconds: float, peer: str, request_id: str | None = None) -> None:
         """One access line; `request_id` saves reading it back from the context."""
@@ -154,7 +164,7 @@ class AccessLog:
         handler.enqueue(
             f'{{"time": "{_utc_time(time.time())}", "level": "INFO", "logger": "service.access", '
             f'"message": "{method} {code} {duration_ms:.2f}ms", "pid": {self._pid}{ids}, "method": "{method}", '
-            f'"code": "{code}", "duration_ms": {duration_ms:.3f}, "peer": {_ENCODER.encode(peer)}}}\n'
+            f'"code": "{code}", "duration_ms": {duration_ms:.3f}, "peer": {self._json_peer(peer)}}}\n'
         )
 
 
