@@ -118,15 +118,19 @@ class AccessLog:
     background thread writes out (see `BufferedJsonHandler`): the RPC pays
     for a string and an append, not for a write to the stream. In console
     format the line goes through logging. `TODO_ACCESS_LOG=false` (see
-    `set_access_log`) turns the line off; whether it is on is read once,
-    when the method's handler is made.
+    `set_access_log`) turns the line off, as does a level above INFO for
+    `service.access`; callers ask `enabled` before they gather the fields.
     """
 
     def __init__(self) -> None:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._pid = os.getpid()
-        self.enabled = self._logger.isEnabledFor(logging.INFO)
         self._peers: dict[str, str] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether an access line is written now (asked per RPC: logging may be configured later)."""
+        return self._logger.isEnabledFor(logging.INFO)
 
     def _json_peer(self, peer: str) -> str:
         """The peer as a JSON string, encoded once per peer (a connection's RPCs share it); a bounded cache."""
@@ -138,9 +142,7 @@ class AccessLog:
         return encoded
 
     def write(self, method: str, code: str, seconds: float, peer: str, request_id: str | None = None) -> None:
-        """One access line; `request_id` saves reading it back from the context."""
-        if not self.enabled:
-            return
+        """One access line (when `enabled`); `request_id` saves reading it back from the context."""
         handler = _json_handler
         if handler is None:
             duration_ms = round(seconds * 1000, 3)
@@ -174,7 +176,7 @@ MAX_BUFFERED_LINES = 10_000  # beyond this the RPC writes the buffer out itself 
 
 
 def set_access_log(enabled: bool) -> None:
-    """TODO_ACCESS_LOG: with False no RPC writes an access line (handlers made afterwards)."""
+    """TODO_ACCESS_LOG: with False no RPC writes an access line."""
     logging.getLogger(ACCESS_LOGGER).disabled = not enabled
 
 
