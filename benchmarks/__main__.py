@@ -12,6 +12,9 @@ the server core shows up in the results as "foreign" CPU.
 Sections (all by default, or `--sections a,b`), one module each in benchmarks/sections/:
   inmemory  1 layer overhead (service vs B0), 2 seed design (FastAPI), 3 grpcio
             release (B0 pinned vs latest), 4 uvloop, access-log cost; 9 profile
+  overhead  1 at both loads (4 connections x 16 streams, 64 x 1): service vs B0, CPU and
+            instructions per RPC (perf stat, where the VM exposes the counters);
+            --baseline REF[,REF...] adds the service at git revisions as more sides
   list      6 a 50-entry page at 1,000 vs 100,000 entries (in-memory)
   memory    8 resident memory after 20,000 and 200,000 mixed requests
   mongo     5 MongoDB path (service vs raw driver, Motor vs PyMongo), 6 explain
@@ -45,11 +48,12 @@ from benchmarks.context import Bench, Options
 from benchmarks.environment import ensure_load_generators, machine_info, tool_info
 from benchmarks.procs import stop_all
 from benchmarks.report import markdown
-from benchmarks.sections import grpcio, inmemory, listing, memory, mongo, workers
+from benchmarks.sections import grpcio, inmemory, listing, memory, mongo, overhead, workers
 from benchmarks.targets import targets
 
 SECTIONS: dict[str, Callable[[Bench, Report], None]] = {
     "inmemory": inmemory.run,
+    "overhead": overhead.run,
     "list": listing.run,
     "memory": memory.run,
     "mongo": mongo.run,
@@ -90,6 +94,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--mongo-entries", type=int, default=200)
     parser.add_argument("--results", default="", help="default: benchmarks/results (--quick: benchmarks/work/...)")
     parser.add_argument("--keep-work", action="store_true", help="keep benchmarks/work/<stamp> (logs, profiles)")
+    parser.add_argument(
+        "--baseline", default="", help="overhead section: also the service at these git revisions (comma-separated)"
+    )
+    parser.add_argument("--tag", default="", help="results file names <date>-<tag>.md/.json (e.g. a lever's name)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: checks that the sections run")
     if parser.parse_known_args(argv)[0].quick:  # the quick defaults; what the command line says still wins
         parser.set_defaults(**QUICK, grpcio_latest=PINNED_GRPCIO)
@@ -118,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         results=Path(args.results) if args.results else default_results,
         keep_work=args.keep_work,
         quick=args.quick,
+        baseline=args.baseline,
+        tag=args.tag,
     )
 
 
@@ -139,7 +149,8 @@ def write_results(bench: Bench, report: Report) -> Path:
     """results/<date>.json and .md; returns their common stem."""
     results = bench.options.results
     results.mkdir(parents=True, exist_ok=True)
-    stem = results / datetime.now(UTC).strftime("%Y-%m-%d")
+    name = datetime.now(UTC).strftime("%Y-%m-%d")
+    stem = results / (f"{name}-{bench.options.tag}" if bench.options.tag else name)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))
     return stem

@@ -42,9 +42,13 @@ def start_service(
     entry: list[str] | None = None,
     port: int | None = None,
     metrics: bool = True,
+    cwd: Path | None = None,
     **env: str,
 ) -> Server:
-    """`python -m service` (or a benchmark server module) with TODO_* settings; the caller waits for SERVING."""
+    """`python -m service` (or a benchmark server module) with TODO_* settings; the caller waits for SERVING.
+
+    `cwd`: where `python -m service` finds the `service` package (default: this checkout).
+    """
     port = port or free_port()
     metrics_port = free_port() if metrics else None
     settings = {"TODO_GRPC_ADDRESS": f"127.0.0.1:{port}", **env}
@@ -53,7 +57,7 @@ def start_service(
     if metrics_port is not None:
         settings["TODO_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_port}"
     argv = [bench.python, *(entry or ["-m", "service"])]
-    proc = Proc(name, argv, cpus or bench.server_cpu, bench.logs, env=clean_env(**settings), cwd=REPO)
+    proc = Proc(name, argv, cpus or bench.server_cpu, bench.logs, env=clean_env(**settings), cwd=cwd or REPO)
     return Server(proc, port, metrics_port, health=True)
 
 

@@ -12,6 +12,7 @@ Out = Callable[[str], None]
 
 COMPARISONS = (
     ("In-memory store: layers, seed design, grpcio, uvloop, access log", "inmemory"),
+    ("Per-RPC overhead at both loads: service vs B0 (in-memory)", "overhead"),
     ("ListTodos scaling (in-memory)", "list"),
     ("MongoDB", "mongo"),
     ("Workers (MongoDB)", "workers"),
@@ -109,6 +110,18 @@ def _comparison(report: Report, title: str, key: str, out: Out) -> None:
             f"(ListTodos on FerretDB: {MONGO_LIST_CONNECTIONS} connections). "
             "H = 1 / (1/B0 + 1/driver), with B0 from the in-memory section of this run."
         )
+        out("")
+    if key == "overhead":
+        out(
+            "GetTodo and CreateTodo at 4 connections x 16 streams and at 64 connections x 1 stream, the sides "
+            f"alternated per load. `perf stat -e instructions`: {section['perf']}."
+            + "".join(f" `at-{ref}`: the service at {rev}." for ref, rev in section.get("revisions", {}).items())
+        )
+        out("")
+        out("| side | server CPU-us per RPC | instructions per RPC |")
+        out("| --- | --- | --- |")
+        for side, per in section["per_rpc"].items():
+            out(f"| `{side}` | {fmt(per['server_cpu_us_per_rpc'], 1)} | {fmt(per['instructions_per_rpc'])} |")
         out("")
     if key == "workers":
         out(

@@ -11,7 +11,9 @@ pre-filled service) and the MongoDB query plans use these few names:
 - `serve(repository)`: the unchanged service (`python -m service`) around `repository`; returns the
   exit status;
 - `list_filter(...)` and `NEWEST_FIRST`: the MongoDB filter and sort of ListTodos, as the repository
-  builds them.
+  builds them;
+- `configure_logging()` and `Layers.handlers()`: the service's logging as `python -m service` sets it up, and
+  its per-RPC handlers (`micro.py` calls them in-process).
 
 When the service's composition root changes, only this file follows it.
 """
@@ -32,6 +34,7 @@ from service.bootstrap import App, bootstrap
 from service.domain.repository import Cursor, ListQuery, TodoRepository
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.todo_entry import TodoServicer
+from service.infrastructure.observability.logs import configure_logging as _configure_logging
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 from service.infrastructure.persistence.mongo.todo_entry import NEWEST_FIRST as _NEWEST_FIRST
 from service.infrastructure.persistence.mongo.todo_entry import list_filter as _list_filter
@@ -73,6 +76,10 @@ class Layers:
         entry = await self._todos.create(CreateTodo(todo=TodoDraft(content=content, tags=tuple(tags)), todo_id=todo_id))
         return EntryRef(entry.id, entry.created_at)
 
+    def handlers(self) -> dict[str, Any]:
+        """The service's per-RPC handlers (grpc.RpcMethodHandler over raw bytes), by method name."""
+        return dict(self.servicer.method_handlers())
+
     def page_token_after(self, entry: EntryRef) -> str:
         """The page token of an unfiltered ListTodos page that starts after `entry`."""
         fingerprint = PageTokenCodec.fingerprint("", frozenset(), None)
@@ -82,6 +89,12 @@ class Layers:
 def build_layers(repository: Repository | None = None) -> Layers:
     """The layers from TODO_* in the environment; `repository` replaces the configured one."""
     return Layers(bootstrap(Settings.from_env(os.environ), repository=repository))
+
+
+def configure_logging() -> None:
+    """The service's logging from TODO_* in the environment (default: JSON lines on stderr, INFO)."""
+    settings = Settings.from_env(os.environ)
+    _configure_logging(settings.log_level_number, settings.log_format)
 
 
 def serve(repository: Repository) -> int:

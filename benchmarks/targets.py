@@ -33,6 +33,7 @@ def targets(report: Report) -> list[dict[str, Any]]:
         add("4", "CreateTodo uvloop / asyncio (rps)", r, ">= 1.05 to adopt", r is not None and r >= 1.05)
         r = inm["get service log WARNING/INFO (access log cost)"]["ratio"]
         add("-", "access log cost: GetTodo LOG_LEVEL=WARNING / INFO (rps)", r, "report", None)
+    rows += _overhead(report)
     mongo = report.get("mongo", {})
     for key, value in mongo.get("harmonic", {}).items():
         add("5", f"MongoDB {key}: service / H", value["service/H"], ">= 0.80", value["service/H"] >= 0.80)
@@ -56,4 +57,17 @@ def targets(report: Report) -> list[dict[str, Any]]:
         add("8", "RSS after 200,000 / after 20,000 mixed requests", r, "<= 1.1", r <= 1.1)
     if report.get("profile"):
         add("9", "profile of Get and Create (top frames below)", None, "listed", True)
+    return rows
+
+
+def _overhead(report: Report) -> list[dict[str, Any]]:
+    """Issue 13's goals: service / B0 at both loads, GetTodo >= 0.90, CreateTodo >= 0.85."""
+    over = report.get("overhead", {}).get("ratios", {})
+    rows = []
+    for method, goal in (("get", 0.90), ("create", 0.85)):
+        for load in ("4x16", "64x1"):
+            r = over.get(f"{method} {load} service/B0", {}).get("ratio")
+            if r is not None:
+                what, target = f"{method} {load}: service / B0 (rps, issue 13)", f">= {goal}"
+                rows.append({"item": "1", "what": what, "value": r, "target": target, "met": r >= goal, "note": ""})
     return rows

@@ -56,10 +56,19 @@ def skip_unless_atomic(request: pytest.FixtureRequest, server: MongoServer) -> N
         )
 
 
+class CapturedLog(io.StringIO):
+    """A captured log stream whose value includes the access lines still buffered for the background writer."""
+
+    def getvalue(self) -> str:
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        return super().getvalue()
+
+
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """Every log line (DEBUG and up) as the service writes it in JSON, captured."""
-    stream = io.StringIO()
+    stream = CapturedLog()
     with preserved_logging():
         configure_logging(logging.DEBUG, "json", stream)
         yield stream

@@ -9,7 +9,7 @@ from __future__ import annotations
 from benchmarks.common import Report
 from benchmarks.context import Bench
 from benchmarks.grpc_calls import wait_serving
-from benchmarks.launch import Server, start_service
+from benchmarks.launch import BENCH_PAGE_TOKEN_SECRET, Server, start_service
 from benchmarks.measure import Results, Side, alternate, grpc_side, ratio, section_report
 from todo.v1 import todo_service_pb2 as pb
 
@@ -23,6 +23,9 @@ def run(bench: Bench, report: Report) -> None:
         servers[size] = start_service(
             bench, f"service-prefilled-{size}",
             entry=["-m", "benchmarks.servers.prefilled", "--entries", str(size), "--token-file", str(token_file)],
+            # One secret for the token the filling writes and the service that reads it: without it each
+            # bootstrap of the process makes its own random key and the middle page is INVALID_ARGUMENT.
+            TODO_PAGE_TOKEN_SECRET=BENCH_PAGE_TOKEN_SECRET,
         )  # fmt: skip
     for size, server in servers.items():
         wait_serving(server.port, timeout=180)

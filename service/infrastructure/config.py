@@ -101,6 +101,7 @@ class Settings:
     health_address: str = ""
     health_interval_seconds: float = DEFAULT_HEALTH_INTERVAL_SECONDS
     log_format: str = "json"
+    access_log: bool = True  # one line per RPC (logger service.access, INFO)
     metrics_address: str = ""
     shutdown_drain_seconds: float = 0.0
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -145,6 +146,7 @@ class Settings:
             # on by default without authentication, off by default with it.
             reflection=env.read("TODO_REFLECTION", auth_tokens_file is None, boolean),
             log_format=env.choice("TODO_LOG_FORMAT", "json", LOG_FORMATS),
+            access_log=env.read("TODO_ACCESS_LOG", True, boolean),
             metrics_address=env.read("TODO_METRICS_ADDRESS", "", address),
             shutdown_drain_seconds=env.seconds("TODO_SHUTDOWN_DRAIN_SECONDS", 0.0),
             server=ServerSettings(

@@ -193,6 +193,47 @@ def test_access_log_line_per_rpc_with_request_id_returned_in_metadata(mongo_serv
         assert {"time", "level", "logger", "message"} <= line.keys()
 
 
+def test_sigterm_right_after_a_burst_loses_no_access_line() -> None:
+    """Access lines are buffered and written by a background thread: the shutdown writes what is left."""
+    calls_made = 300
+    with ServiceProcess({"TODO_LOG_FORMAT": "json"}) as service:
+        address = service.wait_serving()
+
+        async def burst() -> None:
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = pb_grpc.TodoServiceStub(channel)
+                for number in range(calls_made):
+                    with pytest.raises(grpc.aio.AioRpcError):
+                        await stub.GetTodo(
+                            pb.GetTodoRequest(id="nope"), metadata=(("x-request-id", f"burst-{number}"),)
+                        )
+
+        import asyncio  # noqa: PLC0415
+
+        asyncio.run(burst())
+        assert service.terminate() == 0  # at once: the last lines are still in the buffer
+    lines = [json.loads(line) for line in service.output.splitlines() if line.startswith("{")]
+    ids = [line["request_id"] for line in lines if line["logger"] == "service.access"]
+    assert ids == [f"burst-{number}" for number in range(calls_made)]
+
+
+def test_access_log_switch_off_writes_no_access_line() -> None:
+    with ServiceProcess({"TODO_LOG_FORMAT": "json", "TODO_ACCESS_LOG": "false"}) as service:
+        address = service.wait_serving()
+
+        async def one_call() -> None:
+            async with grpc.aio.insecure_channel(address) as channel:
+                await pb_grpc.TodoServiceStub(channel).CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="q")))
+
+        import asyncio  # noqa: PLC0415
+
+        asyncio.run(one_call())
+        assert service.terminate() == 0
+    loggers = {json.loads(line)["logger"] for line in service.output.splitlines() if line.startswith("{")}
+    assert "service" in loggers  # the service still logs its start and stop
+    assert "service.access" not in loggers
+
+
 def test_database_credentials_never_reach_the_log() -> None:
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -35,15 +35,16 @@ def _timestamp(ms: int) -> Timestamp:
 
 def to_message(entry: TodoEntry) -> pb.Todo:
     """A domain entry as a todo.v1.Todo (tags sorted)."""
-    created = millis(entry.created_at)
-    updated = created if entry.updated_at is entry.created_at else millis(entry.updated_at)
+    # One Timestamp per distinct moment: a new entry's update time is its creation time.
+    create_time = _timestamp(millis(entry.created_at))
+    update_time = create_time if entry.updated_at == entry.created_at else _timestamp(millis(entry.updated_at))
     return pb.Todo(
         id=entry.id,
         content=entry.content,
         tags=sorted(entry.tags),
         done=entry.done,
-        create_time=_timestamp(created),
-        update_time=_timestamp(updated),
+        create_time=create_time,
+        update_time=update_time,
         etag=entry.etag,
     )
 

@@ -5,21 +5,144 @@ dashboards for. Each Metrics object owns its registry, so tests can make as
 many as they like. With several workers each worker's Metrics is given the
 supervisor's directory (`multiprocess_dir`) and writes its values there;
 the supervisor's endpoint adds them up (see service.supervisor).
+
+The RPC metrics are counted on the hot path, once or twice per RPC: in a
+single process they are plain integers and a fixed-bucket histogram per
+method (`RpcStats`), turned into the same Prometheus families by a collector
+only when /metrics is scraped, so an RPC pays no lock and no label lookup.
+With several workers the values have to reach the supervisor through
+prometheus_client's multiprocess files, so there they stay prometheus_client
+metrics (`_PrometheusRpcStats`, the same interface).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server, values
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from service.infrastructure.startup import StartupError
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+_RPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+_STARTED = ("grpc_server_started", "RPCs started on the server.")
+_HANDLED = ("grpc_server_handled", "RPCs completed on the server, by status code.")
+_HANDLING_SECONDS = ("grpc_server_handling_seconds", "Time from the start of an RPC until its response, by method.")
+_IN_FLIGHT = ("grpc_server_in_flight", "RPCs being handled right now.")
+_BUCKET_BOUNDS = (*(str(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
+
+
+class RpcRecorder(Protocol):
+    """What the per-RPC handler reports for one method: an RPC began; it ended with `code` after `seconds`."""
+
+    def begin(self) -> None: ...
+
+    def end(self, code: str, seconds: float) -> None: ...
+
+
+class RpcStats:
+    """The RPC metrics of one method as plain numbers (see the module's docstring).
+
+    Written by the event loop's thread only (every RPC of the process is
+    served there) and read by the scrape thread, which copies before it
+    sums: under the GIL a read never sees half an update, and with one
+    writer no update is lost. `_count` is the sum of the buckets it exposes.
+    """
+
+    __slots__ = ("buckets", "created", "handled", "in_flight", "labels", "started", "sum")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self.created = time.time()
+        self.started = 0
+        self.in_flight = 0
+        self.handled: dict[str, int] = {}
+        self.buckets = [0] * len(_BUCKET_BOUNDS)  # per bucket (not cumulative); the last is +Inf
+        self.sum = 0.0
+
+    def begin(self) -> None:
+        self.started += 1
+        self.in_flight += 1
+
+    def end(self, code: str, seconds: float) -> None:
+        self.in_flight -= 1
+        handled = self.handled
+        handled[code] = handled.get(code, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # `le`: a value on a bound counts in it
+        self.sum += seconds
+
+
+class _RpcCollector(Collector):
+    """Turns every method's RpcStats into the four grpc_server_* families, at scrape time."""
+
+    def __init__(self, stats: dict[tuple[str, str, str], RpcStats]) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[Metric]:
+        return list(self._families([]))
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(list(self._stats.values()))
+
+    @staticmethod
+    def _families(methods: list[RpcStats]) -> Iterator[Metric]:
+        started = CounterMetricFamily(*_STARTED, labels=_RPC_LABELS)
+        handled = CounterMetricFamily(*_HANDLED, labels=[*_RPC_LABELS, "grpc_code"])
+        latency = HistogramMetricFamily(*_HANDLING_SECONDS, labels=_RPC_LABELS)
+        in_flight = GaugeMetricFamily(*_IN_FLIGHT, labels=_RPC_LABELS)
+        for stats in methods:
+            labels = stats.labels
+            started.add_metric(labels, stats.started, created=stats.created)
+            for code, count in list(stats.handled.items()):
+                handled.add_metric([*labels, code], count, created=stats.created)
+            counts = list(stats.buckets)
+            cumulative, running = [], 0
+            for bound, count in zip(_BUCKET_BOUNDS, counts, strict=True):
+                running += count
+                cumulative.append((bound, float(running)))
+            latency.add_metric(labels, cumulative, stats.sum)
+            label_dict = dict(zip(_RPC_LABELS, labels, strict=True))
+            latency.samples.append(Sample(f"{_HANDLING_SECONDS[0]}_created", label_dict, stats.created))
+            in_flight.add_metric(labels, stats.in_flight)
+        yield started
+        yield handled
+        yield latency
+        yield in_flight
+
+
+class _PrometheusRpcStats:
+    """The RPC metrics of one method as prometheus_client children (multiprocess mode)."""
+
+    def __init__(self, metrics: Metrics, labels: tuple[str, str, str]) -> None:
+        self._labels = labels
+        self._handled_family = metrics._handled
+        self._started = metrics._started.labels(*labels)
+        self._in_flight = metrics._in_flight.labels(*labels)
+        self._latency = metrics._handling_seconds.labels(*labels)
+        self._handled: dict[str, Any] = {}
+
+    def begin(self) -> None:
+        self._started.inc()
+        self._in_flight.inc()
+
+    def end(self, code: str, seconds: float) -> None:
+        self._in_flight.dec()
+        self._latency.observe(seconds)
+        counter = self._handled.get(code)
+        if counter is None:
+            counter = self._handled[code] = self._handled_family.labels(*self._labels, code)
+        counter.inc()
 
 
 def _write_values_to(directory: str) -> None:
@@ -49,28 +172,14 @@ class Metrics:
         if self.multiprocess_dir is not None:
             _write_values_to(self.multiprocess_dir)
             registry = None  # the supervisor's endpoint reads the files
-        rpc = ["grpc_type", "grpc_service", "grpc_method"]
-        self.started = Counter("grpc_server_started", "RPCs started on the server.", rpc, registry=registry)
-        self.handled = Counter(
-            "grpc_server_handled",
-            "RPCs completed on the server, by status code.",
-            [*rpc, "grpc_code"],
-            registry=registry,
-        )
-        self.handling_seconds = Histogram(
-            "grpc_server_handling_seconds",
-            "Time from the start of an RPC until its response, by method.",
-            rpc,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.in_flight = Gauge(
-            "grpc_server_in_flight",
-            "RPCs being handled right now.",
-            rpc,
-            registry=registry,
-            multiprocess_mode="livesum",
-        )
+        self._rpc_stats: dict[tuple[str, str, str], RpcStats] = {}
+        if self.multiprocess_dir is not None:
+            self._started = Counter(*_STARTED, _RPC_LABELS, registry=None)
+            self._handled = Counter(*_HANDLED, [*_RPC_LABELS, "grpc_code"], registry=None)
+            self._handling_seconds = Histogram(*_HANDLING_SECONDS, _RPC_LABELS, buckets=LATENCY_BUCKETS, registry=None)
+            self._in_flight = Gauge(*_IN_FLIGHT, _RPC_LABELS, registry=None, multiprocess_mode="livesum")
+        else:
+            self.registry.register(_RpcCollector(self._rpc_stats))
         self.database_up = Gauge(
             "todo_database_up",
             "1 while the store answers its readiness check, else 0.",
@@ -102,6 +211,16 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+
+    def rpc(self, service: str, method: str, grpc_type: str = "unary") -> RpcRecorder:
+        """The recorder of one method's RPCs (made once per method, at start-up)."""
+        labels = (grpc_type, service, method)
+        if self.multiprocess_dir is not None:
+            return _PrometheusRpcStats(self, labels)
+        stats = self._rpc_stats.get(labels)
+        if stats is None:
+            stats = self._rpc_stats[labels] = RpcStats(labels)
+        return stats
 
     def tokens_loaded(self, count: int) -> None:
         """Bearer tokens accepted now (the auth.TokenObserver protocol)."""

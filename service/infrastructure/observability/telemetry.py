@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
 from service.infrastructure.config import Settings
+from service.infrastructure.observability.logs import set_access_log
 from service.infrastructure.observability.metrics import Metrics
 from service.infrastructure.observability.tracing import tracer_provider
 
@@ -19,7 +20,8 @@ class Telemetry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Telemetry:
-        """Fresh metrics (in the supervisor's directory for a worker) and the configured tracing."""
+        """Fresh metrics (in the supervisor's directory for a worker), the configured tracing and access line."""
+        set_access_log(settings.access_log)
         return cls(Metrics(multiprocess_dir=settings.metrics_multiprocess_dir), tracer_provider(settings.tracing))
 
     @property

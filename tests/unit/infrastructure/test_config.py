@@ -233,6 +233,12 @@ class TestTransportSecurity:
             with pytest.raises(ConfigError, match=name):
                 Settings.from_env({name: missing})
 
+    def test_access_log_switch(self) -> None:
+        assert Settings.from_env({}).access_log is True
+        assert Settings.from_env({"TODO_ACCESS_LOG": "false"}).access_log is False
+        with pytest.raises(ConfigError, match="TODO_ACCESS_LOG"):
+            Settings.from_env({"TODO_ACCESS_LOG": "sometimes"})
+
     def test_reflection_switch(self) -> None:
         assert Settings.from_env({"TODO_REFLECTION": "off"}).reflection is False
         with pytest.raises(ConfigError, match="TODO_REFLECTION"):

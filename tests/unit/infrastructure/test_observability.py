@@ -1,23 +1,34 @@
-"""Log formatting, secret masking and the tracing switch."""
+"""Log formatting, secret masking, the tracing switch and the RPC metrics' exposition."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-from collections.abc import Iterator
+import os
+import re
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from service.infrastructure.config import TracingSettings
+from service.infrastructure.observability import logs
 from service.infrastructure.observability.logs import (
+    AccessLog,
+    BufferedJsonHandler,
     ContextFilter,
     JsonFormatter,
     configure_logging,
     redact,
     request_id_var,
+    set_access_log,
     trace_id_var,
 )
+from service.infrastructure.observability.metrics import LATENCY_BUCKETS, Metrics
 from service.infrastructure.observability.tracing import tracer_provider
 from tests.support import preserved_logging
 
@@ -92,6 +103,152 @@ class TestJsonLines:
         request_id_var.set("r")
         assert ContextFilter().filter(record)
         assert json.loads(JsonFormatter().format(record))["request_id"] == "r"
+
+
+SERVICE = "todo.v1.TodoService"
+OBSERVED = [  # (method, code, seconds): on bucket bounds, between them and beyond the last
+    ("GetTodo", "OK", 0.0005),
+    ("GetTodo", "OK", 0.0007),
+    ("GetTodo", "NOT_FOUND", 0.003),
+    ("GetTodo", "OK", 11.0),
+    ("CreateTodo", "OK", 0.0),
+    ("CreateTodo", "INVALID_ARGUMENT", 2.5),
+]
+
+
+def exposed(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the grpc_server_* families (but the _created times), by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        if family.name.startswith("grpc_server")
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+class TestRpcMetrics:
+    def test_plain_counters_expose_what_prometheus_client_would(self) -> None:
+        """The same samples, types and help text as prometheus_client's own metrics of the same calls."""
+        metrics = Metrics()
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        reference = CollectorRegistry()
+        started = Counter("grpc_server_started", "RPCs started on the server.", labels, registry=reference)
+        handled = Counter(
+            "grpc_server_handled", "RPCs completed on the server, by status code.", [*labels, "grpc_code"],
+            registry=reference,
+        )  # fmt: skip
+        seconds = Histogram(
+            "grpc_server_handling_seconds", "Time from the start of an RPC until its response, by method.", labels,
+            buckets=LATENCY_BUCKETS, registry=reference,
+        )  # fmt: skip
+        in_flight = Gauge("grpc_server_in_flight", "RPCs being handled right now.", labels, registry=reference)
+        recorders = {name: metrics.rpc(SERVICE, name) for name in ("GetTodo", "CreateTodo")}
+        for method, code, duration in OBSERVED:
+            recorders[method].begin()
+            recorders[method].end(code, duration)
+            started.labels("unary", SERVICE, method).inc()
+            handled.labels("unary", SERVICE, method, code).inc()
+            seconds.labels("unary", SERVICE, method).observe(duration)
+            in_flight.labels("unary", SERVICE, method).set(0)
+        recorders["GetTodo"].begin()  # one still in flight
+        started.labels("unary", SERVICE, "GetTodo").inc()
+        in_flight.labels("unary", SERVICE, "GetTodo").inc()
+
+        ours = exposed(metrics.registry)
+        assert ours == exposed(reference)
+        assert ours[("grpc_server_handling_seconds_bucket", (*sorted({
+            "grpc_type": "unary", "grpc_service": SERVICE, "grpc_method": "GetTodo", "le": "0.0005"
+        }.items()),))] == 1  # fmt: skip
+        families = {f.name: (f.type, f.documentation) for f in metrics.registry.collect()}
+        assert {k: v for k, v in families.items() if k.startswith("grpc_server")} == {
+            f.name: (f.type, f.documentation) for f in reference.collect()
+        }
+        text = generate_latest(metrics.registry).decode()
+        assert 'grpc_server_started_created{grpc_method="GetTodo"' in text
+        assert 'grpc_server_handling_seconds_created{grpc_method="GetTodo"' in text
+
+    def test_one_recorder_per_method(self) -> None:
+        metrics = Metrics()
+        assert metrics.rpc(SERVICE, "GetTodo") is metrics.rpc(SERVICE, "GetTodo")
+
+
+def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def eventually(condition: Callable[[], bool]) -> bool:
+    """Polls `condition` for up to 10 s (a bound for a stalled machine, not a duration under test)."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class TestAccessLine:
+    def test_the_line_is_the_json_formatters_object_with_the_peer_escaped(self) -> None:
+        stream = capture("json")
+        trace_id_var.set("0af7651916cd43dd8448eb211c80319c")
+        AccessLog().write("/todo.v1.TodoService/GetTodo", "NOT_FOUND", 0.0012345, 'unix:/tmp/a"b\\c', "req-7")
+        logging.getLogger().handlers[0].flush()
+        (line,) = json_lines(stream)
+        assert line == {
+            "time": line["time"],
+            "level": "INFO",
+            "logger": "service.access",
+            "message": "/todo.v1.TodoService/GetTodo NOT_FOUND 1.23ms",
+            "pid": os.getpid(),
+            "request_id": "req-7",
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "method": "/todo.v1.TodoService/GetTodo",
+            "code": "NOT_FOUND",
+            "duration_ms": 1.234,
+            "peer": 'unix:/tmp/a"b\\c',
+        }
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+
+    def test_lines_reach_the_stream_without_a_flush_in_order_with_other_records(self) -> None:
+        stream = capture("json")
+        access = AccessLog()
+        for number in range(3):
+            access.write("/s/M", "OK", 0.001, "ipv4:127.0.0.1:1", f"r{number}")
+        logging.getLogger("service.test").warning("after the three")
+        assert [line.get("request_id") for line in json_lines(stream)] == ["r0", "r1", "r2", None]
+        access.write("/s/M", "OK", 0.001, "ipv4:127.0.0.1:1", "r3")
+        assert eventually(lambda: stream.getvalue().count("\n") == 5)
+        assert json_lines(stream)[-1]["request_id"] == "r3"
+
+    def test_a_full_buffer_is_written_by_the_caller(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(logs, "MAX_BUFFERED_LINES", 5)
+        monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)  # the thread never gets to it
+        stream = capture("json")
+        access = AccessLog()
+        for number in range(5):
+            access.write("/s/M", "OK", 0.001, "p", f"r{number}")
+        assert [line["request_id"] for line in json_lines(stream)] == [f"r{number}" for number in range(5)]
+
+    def test_closing_the_handler_writes_what_is_buffered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)
+        stream = capture("json")
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, BufferedJsonHandler)
+        AccessLog().write("/s/M", "OK", 0.001, "p", "last")
+        assert stream.getvalue() == ""
+        logging.shutdown([weakref.ref(handler)])  # what exit and a worker's end do, for this handler
+        assert [line["request_id"] for line in json_lines(stream)] == ["last"]
+
+    def test_the_switch_turns_the_line_off(self) -> None:
+        stream = capture("json")
+        set_access_log(False)
+        try:
+            access = AccessLog()
+            assert not access.enabled
+        finally:
+            set_access_log(True)
+        assert AccessLog().enabled
+        assert stream.getvalue() == ""
 
 
 class TestTracerProvider:

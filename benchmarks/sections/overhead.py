@@ -1,0 +1,201 @@
+"""1 at both loads: the service (every feature on, defaults) against bare grpc.aio B0, per RPC.
+
+GetTodo and CreateTodo, each at 4 connections x 16 streams and at 64
+connections x 1 stream, service and B0 alternated in one block. For every run
+also the server's CPU time per RPC (from /proc) and, where `perf stat -e
+instructions` works (hardware counters exposed to the VM), the instructions
+per RPC of the server process; the report says whether perf worked.
+
+`--baseline REF[,REF...]` adds the service as it was at each git revision
+(its `service/` tree from `git archive`, run on this checkout's venv and
+generated code) as more sides, so changes are measured against their
+predecessors in the same run, alternated with the rest: the before/after of
+each lever. Ratios: every side / B0, and each side / the one before it
+(REF1 ... REFn, then this checkout).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from benchmarks.common import CONTENT, PINNED_GRPCIO, REPO, TAGS, Report, log
+from benchmarks.context import Bench
+from benchmarks.grpc_calls import call_raw, ensure_entry, wait_serving
+from benchmarks.launch import Server, start_b0, start_service
+from benchmarks.load import Load, h2load
+from benchmarks.measure import Results, Run, Side, alternate, measure, ratio, section_report
+from benchmarks.procs import run_text
+from todo.v1 import todo_service_pb2 as pb
+
+LOADS = {"4x16": (4, 16), "64x1": (64, 1)}
+
+
+def perf_status() -> str:
+    """'ok', or why `perf stat -e instructions` cannot count here."""
+    out = run_text(["perf", "stat", "-x", ",", "-e", "instructions", "--", "true"], timeout=20)
+    if out.startswith("unavailable"):
+        return f"perf not installed ({out})"
+    for line in out.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("instructions"):
+            return "ok" if fields[0].strip().isdigit() else f"instructions {fields[0].strip()} (no hardware counters)"
+    return f"no instructions count in perf's output: {out[-200:]!r}"
+
+
+@dataclass
+class _Perf:
+    """`perf stat -e instructions -p PID` around one run; `stop()` returns the count (None when not counting)."""
+
+    process: subprocess.Popen[str] | None
+
+    @classmethod
+    def start(cls, enabled: bool, pids: list[int]) -> _Perf:
+        if not enabled:
+            return cls(None)
+        argv = ["perf", "stat", "-x", ",", "-e", "instructions", "-p", ",".join(map(str, pids))]
+        return cls(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+
+    def stop(self) -> float | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=20)
+        found = re.search(r"^(\d+),[^,]*,instructions", err, re.M)
+        return float(found[1]) if found else None
+
+
+def _side(bench: Bench, key: str, label: str, server: Server, method: str, body: Path, load: str, perf: bool) -> Side:
+    connections, streams = LOADS[load]
+
+    def run() -> Run:
+        counted: list[float | None] = []
+
+        def generate() -> Load:
+            counter = _Perf.start(perf, server.proc.pids())
+            try:
+                return h2load(
+                    bench, server.port, [method], body, connections=connections, streams=streams,
+                    tag=key.replace(":", "-"),
+                )  # fmt: skip
+            finally:
+                counted.append(counter.stop())
+
+        measured = measure(bench, [server.proc], generate, server.metrics_port)
+        if measured.rps:
+            measured.extra["server_cpu_us_per_rpc"] = measured.server_cpu / measured.rps * 1e6
+        if counted and counted[0] is not None and measured.requests:
+            # perf also counts the warm-up, h2load does not: a few per cent high, alike for every side.
+            measured.extra["instructions_per_rpc"] = counted[0] / measured.requests
+        return measured
+
+    return Side(key, label, run)
+
+
+def _baseline_tree(bench: Bench, ref: str) -> Path:
+    """`ref`'s service/ tree in a temporary directory (outside the repository: no second `service` package for
+    mypy or pytest to find), removed with the work directory's other leftovers by `run`."""
+    target = Path(tempfile.mkdtemp(prefix=f"todo-bench-{re.sub(r'[^A-Za-z0-9_.-]', '_', ref)}-"))
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "service"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def _rev(ref: str) -> str:
+    return run_text(["git", "-C", str(REPO), "log", "-1", "--format=%h %s", ref])
+
+
+def _ratio_names(refs: list[str]) -> list[tuple[str, str, str]]:
+    """(name, side A, side B): the service / B0 first, then each revision / B0 and / its predecessor."""
+    names = []
+    chain = [f"at-{ref}" for ref in refs] + ["service"]
+    for method in ("get", "create"):
+        for load in LOADS:
+            key = f"{method}-{load}"
+            names.append((f"{method} {load} service/B0", f"{key}:service", f"{key}:b0"))
+            for before, after in itertools.pairwise(chain):
+                names.append((f"{method} {load} {after}/{before}", f"{key}:{after}", f"{key}:{before}"))
+            names += [(f"{method} {load} {side}/B0", f"{key}:{side}", f"{key}:b0") for side in chain[:-1]]
+    return names
+
+
+def _per_rpc(results: Results) -> dict[str, dict[str, float | None]]:
+    """Median server CPU-us and instructions per RPC of each side."""
+
+    def med(runs: list[Run], name: str) -> float | None:
+        values = sorted(r.extra[name] for r in runs if name in r.extra and r.extra[name] == r.extra[name])
+        return values[len(values) // 2] if values else None
+
+    return {
+        key: {"server_cpu_us_per_rpc": med(runs, "server_cpu_us_per_rpc"),
+              "instructions_per_rpc": med(runs, "instructions_per_rpc")}
+        for key, runs in results.items()
+    }  # fmt: skip
+
+
+def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
+    perf = perf_status()
+    log(f"perf stat -e instructions: {perf}")
+    counting = perf == "ok"
+    refs = [ref for ref in bench.options.baseline.split(",") if ref]
+    servers: dict[str, Server] = {}
+    trees: list[Path] = []
+    labels = {"b0": f"B0 bare grpc.aio {PINNED_GRPCIO}", "service": "service (this checkout), defaults"}
+    for ref in refs:
+        tree = _baseline_tree(bench, ref)
+        trees.append(tree)
+        log(f"baseline: the service at {ref} from {tree}")
+        servers[f"at-{ref}"] = start_service(bench, f"overhead-at-{ref.replace('/', '_')}", cwd=tree)
+        labels[f"at-{ref}"] = f"service at {ref}, defaults"
+    service = servers["service"] = start_service(bench, "overhead-service")
+    for server in servers.values():
+        wait_serving(server.port)
+        ensure_entry(server.port, "bench-get")
+    responses = bench.work / "overhead-b0-responses"
+    responses.mkdir(exist_ok=True)
+    (responses / "GetTodo.bin").write_bytes(call_raw(service.port, "GetTodo", pb.GetTodoRequest(id="bench-get")))
+    created = call_raw(service.port, "CreateTodo", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
+    (responses / "CreateTodo.bin").write_bytes(created)
+    servers["b0"] = start_b0(bench, "overhead-b0", b0_python or bench.python, responses)
+    create = pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS))
+    bodies = {
+        "get": ("GetTodo", bench.shared_body("get", pb.GetTodoRequest(id="bench-get"))),
+        "create": ("CreateTodo", bench.shared_body("create", create)),
+    }
+    results: Results = {}
+    all_sides: list[Side] = []
+    for method, (rpc, body) in bodies.items():
+        for load in LOADS:
+            sides = [
+                _side(bench, f"{method}-{load}:{name}", f"{labels[name]}, {load}", server, rpc, body, load, counting)
+                for name, server in servers.items()
+            ]
+            alternate(bench, sides, results, f"overhead {method} {load}")
+            all_sides += sides
+    ratios = {name: ratio(results, a, b) for name, a, b in _ratio_names(refs)}
+    for method in ("get", "create"):
+        for load in LOADS:
+            ratios[f"{method} {load} service/B0 per server CPU-s"] = ratio(
+                results, f"{method}-{load}:service", f"{method}-{load}:b0", "rps_per_server_cpu"
+            )
+    section = section_report(results, all_sides, ratios)
+    section["perf"] = perf
+    section["baseline"] = ", ".join(refs)
+    section["revisions"] = {ref: _rev(ref) for ref in refs}
+    section["per_rpc"] = _per_rpc(results)
+    report["overhead"] = section
+    for server in servers.values():
+        server.proc.stop()
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
