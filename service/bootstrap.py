@@ -23,7 +23,7 @@ from service.domain.repository import TodoRepository
 from service.infrastructure.auth import load_authenticator
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.admission import Admission
-from service.infrastructure.grpc.handlers import RpcObserver
+from service.infrastructure.grpc.observer import RpcObserver
 from service.infrastructure.grpc.todo_entry import TodoServicer
 from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.memory.store import InMemoryStore

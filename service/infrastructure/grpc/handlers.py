@@ -22,10 +22,6 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.propagate import extract
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from service.application.todo_entry import REQUEST_ID_PATTERN
 from service.domain.errors import DomainError
@@ -40,16 +36,14 @@ from service.infrastructure.grpc.errors import (
     status_for,
     unhandled_exception_status,
 )
-from service.infrastructure.observability.logs import AccessLog, request_id_var, trace_id_var
-from service.infrastructure.observability.metrics import Metrics
+from service.infrastructure.grpc.observer import Context, Metadata, MethodObserver, RpcObserver
+from service.infrastructure.observability.logs import request_id_var
 
-Context = grpc.aio.ServicerContext[Any, Any]
 RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT", bound=Message)
 ParsedT_co = TypeVar("ParsedT_co", bound=Message, covariant=True)
 
 REQUEST_ID_HEADER = "x-request-id"
-_CODE_NAMES = {code: code.name for code in grpc.StatusCode}  # Enum.name is a descriptor call per access
 _log = logging.getLogger("service.grpc")
 
 
@@ -69,18 +63,6 @@ class Parser(Protocol[ParsedT_co]):
     def FromString(self, serialized: bytes) -> ParsedT_co: ...  # noqa: N802 (protobuf's name)
 
 
-class RpcObserver:
-    """What every RPC reports to: metrics, and the tracer when tracing is on."""
-
-    def __init__(self, metrics: Metrics, tracer: Tracer | None = None) -> None:
-        self.metrics = metrics
-        self.tracer = tracer
-
-
-Metadata = tuple[tuple[str, str | bytes], ...]
-Traced = tuple[Span, object]  # an RPC's server span and the token of the context it was attached to
-
-
 def _request_id(metadata: Metadata) -> str:
     """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
     for key, value in metadata:
@@ -89,52 +71,6 @@ def _request_id(metadata: Metadata) -> str:
     # A correlation id, not a secret: Python's generator (reseeded in a forked worker) is enough, and it
     # costs a third of what os.urandom's system call does, on every RPC that brings no id.
     return getrandbits(128).to_bytes(16).hex()
-
-
-class _MethodObserver:
-    """Metrics children, tracing and the access log of one method."""
-
-    def __init__(self, service: str, name: str, observer: RpcObserver) -> None:
-        self.service = service
-        self.name = name
-        self.full_method = f"/{service}/{name}"
-        self._rpc = observer.metrics.rpc(service, name)
-        self._tracer = observer.tracer
-        self._access_log = AccessLog()
-
-    def begin(self, metadata: Metadata, request_id: str) -> Traced | None:
-        """Counts the RPC; with tracing on, its span and the context token to detach at the end."""
-        self._rpc.begin()
-        if self._tracer is None:
-            return None
-        span = self._tracer.start_span(
-            self.full_method[1:],
-            context=extract(dict(metadata)),
-            kind=SpanKind.SERVER,
-            attributes={
-                "rpc.system": "grpc",
-                "rpc.service": self.service,
-                "rpc.method": self.name,
-                "todo.request_id": request_id,
-            },
-        )
-        trace_id_var.set(format(span.get_span_context().trace_id, "032x"))
-        return span, otel_context.attach(trace.set_span_in_context(span))
-
-    def end(
-        self, context: Context, code: grpc.StatusCode, seconds: float, traced: Traced | None, request_id: str
-    ) -> None:
-        code_name = _CODE_NAMES[code]
-        self._rpc.end(code_name, seconds)
-        if traced is not None:
-            span, token = traced
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code != grpc.StatusCode.OK:
-                span.set_status(Status(StatusCode.ERROR, code_name))
-            span.end()
-            otel_context.detach(token)  # type: ignore[arg-type]
-        if self._access_log.enabled:
-            self._access_log.write(self.full_method, code_name, seconds, context.peer(), request_id)
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:
@@ -185,7 +121,7 @@ def unary_handler(
     carries no deadline, as if it had carried that one.
     """
     parse = request_type.FromString
-    watch = _MethodObserver(service, name, observer)
+    watch = MethodObserver(service, name, observer)
     full_method = watch.full_method
 
     async def serve(raw: bytes, context: Context) -> bytes:

@@ -14,7 +14,8 @@ from service.application.todo_entry import TodoEntryService
 from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.grpc import todo_entry_mapper as mapper
 from service.infrastructure.grpc.admission import Admission
-from service.infrastructure.grpc.handlers import Context, RpcObserver, UnknownMethodHandler, service_handlers
+from service.infrastructure.grpc.handlers import UnknownMethodHandler, service_handlers
+from service.infrastructure.grpc.observer import Context, RpcObserver
 from service.infrastructure.observability.metrics import Metrics
 from todo.v1 import todo_service_pb2 as pb
 
