@@ -103,7 +103,8 @@ def bootstrap(
         TodoServicer,
         scope=punq.Scope.singleton,
         authenticator=authenticator,
-        admission=Admission(settings.server.max_concurrent_rpcs),
+        # 0: no limit, so no admission step at all on the per-RPC path.
+        admission=Admission(settings.server.max_concurrent_rpcs) if settings.server.max_concurrent_rpcs else None,
         max_rpc_seconds=settings.server.max_rpc_seconds,
     )
     return App(

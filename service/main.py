@@ -48,7 +48,8 @@ def main(make_app: MakeApp | None = None) -> int:
     """
     try:
         settings = Settings.from_env(os.environ)
-        load_authenticator(settings.auth_tokens_file)  # checked once, before any worker starts
+        if settings.workers > 1:  # checked before any worker starts (a single process: by bootstrap)
+            load_authenticator(settings.auth_tokens_file)
     except ConfigError as error:
         return configuration_error(error)
     configure_logging(settings.log_level_number, settings.log_format)

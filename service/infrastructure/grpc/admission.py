@@ -17,13 +17,13 @@ from __future__ import annotations
 
 
 class Admission:
-    """At most `limit` calls at once (0: no limit). Not thread-safe: one event loop."""
+    """At most `limit` calls at once. Not thread-safe: one event loop."""
 
     __slots__ = ("_in_flight", "limit", "retry_after_seconds")
 
     def __init__(self, limit: int, retry_after_seconds: float = 0.1) -> None:
-        if limit < 0:
-            raise ValueError("limit must be 0 (no limit) or positive")
+        if limit < 1:
+            raise ValueError("limit must be positive (no limit: no Admission)")
         self.limit = limit
         self.retry_after_seconds = retry_after_seconds
         self._in_flight = 0
@@ -34,7 +34,7 @@ class Admission:
 
     def try_enter(self) -> bool:
         """Take a slot; False when every slot is taken."""
-        if self.limit and self._in_flight >= self.limit:
+        if self._in_flight >= self.limit:
             return False
         self._in_flight += 1
         return True

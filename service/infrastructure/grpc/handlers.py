@@ -78,25 +78,33 @@ async def _abort(context: Context, status: grpc.Status) -> None:
     await context.abort(status.code, status.details, trailers)
 
 
-Serve = Callable[[bytes, Context], Awaitable[bytes]]
+async def _require_token(authenticator: TokenAuthenticator, context: Context, metadata: Metadata) -> None:
+    """Abort with BEARER_TOKEN_MISSING or _INVALID unless the metadata carries a known token."""
+    verdict = authenticator.check(metadata)
+    if verdict is not TokenCheck.VALID:
+        await _abort(context, _TOKEN_STATUS[verdict])
 
 
-def _gated(
-    serve: Serve, authenticator: TokenAuthenticator | None, admission: Admission | None
-) -> Callable[[bytes, Context, Metadata], Awaitable[bytes]]:
-    """`serve` behind the token check, then the admission cap (a slot is held until it returns)."""
+Serve = Callable[[bytes, Context, Metadata], Awaitable[bytes]]
+
+
+def _gated(serve: Serve, authenticator: TokenAuthenticator | None, admission: Admission | None) -> Serve:
+    """`serve` behind the token check, then the admission cap (a slot is held until it returns).
+
+    With neither, `serve` itself: no extra coroutine level per RPC.
+    """
+    if authenticator is None and admission is None:
+        return serve
 
     async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
         if authenticator is not None:
-            verdict = authenticator.check(metadata)
-            if verdict is not TokenCheck.VALID:
-                await _abort(context, _TOKEN_STATUS[verdict])
+            await _require_token(authenticator, context, metadata)
         if admission is None:
-            return await serve(raw, context)
+            return await serve(raw, context, metadata)
         if not admission.try_enter():
             await _abort(context, concurrency_limit_status(admission.limit, admission.retry_after_seconds))
         try:
-            return await serve(raw, context)
+            return await serve(raw, context, metadata)
         finally:
             admission.leave()
 
@@ -124,7 +132,7 @@ def unary_handler(
     watch = MethodObserver(service, name, observer)
     full_method = watch.full_method
 
-    async def serve(raw: bytes, context: Context) -> bytes:
+    async def serve(raw: bytes, context: Context, metadata: Metadata) -> bytes:
         try:
             request = parse(raw)
         except DecodeError:
@@ -231,9 +239,7 @@ class UnknownMethodHandler(_GenericHandler):
     async def _refuse(self, requests: object, context: Context) -> None:
         metadata: Metadata = tuple(context.invocation_metadata() or ())
         request_id_var.set(_request_id(metadata))
-        verdict = self._authenticator.check(metadata)
-        if verdict is not TokenCheck.VALID:
-            await _abort(context, _TOKEN_STATUS[verdict])
+        await _require_token(self._authenticator, context, metadata)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:

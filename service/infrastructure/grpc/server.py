@@ -160,31 +160,33 @@ async def start_server(servicer: TodoServicer, settings: Settings, *, metrics: M
     if unknown is not None:  # last: consulted only for paths nothing else serves
         server.add_generic_rpc_handlers((unknown,))
 
-    try:
-        if settings.tls is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, server_credentials(settings.tls))
-    except RuntimeError as error:
-        raise StartupError(f"cannot listen on {address}: {error}") from None
-    if port == 0:
-        raise StartupError(f"cannot listen on {address}")
+    credentials = None if settings.tls is None else server_credentials(settings.tls)
+    port = _bind(server, address, credentials, "")
     health_server, health_port = None, None
     if settings.health_address:
         health_server = grpc.aio.server(options=server_options(knobs, reuse_port=settings.workers > 1))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
-        try:
-            health_port = health_server.add_insecure_port(settings.health_address)
-        except RuntimeError as error:
-            raise StartupError(f"cannot listen on {settings.health_address} (health): {error}") from None
-        if health_port == 0:
-            raise StartupError(f"cannot listen on {settings.health_address} (health)")
+        health_port = _bind(health_server, settings.health_address, None, " (health)")
         await health_server.start()
     await server.start()
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
         server=server, port=port, health=health_servicer, health_server=health_server, health_port=health_port
     )
+
+
+def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None, what: str) -> int:
+    """The port `server` bound at `address` (TLS with `credentials`); StartupError when it cannot."""
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError as error:
+        raise StartupError(f"cannot listen on {address}{what}: {error}") from None
+    if port == 0:
+        raise StartupError(f"cannot listen on {address}{what}")
+    return port
 
 
 def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:

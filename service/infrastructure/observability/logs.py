@@ -264,12 +264,15 @@ def _after_fork_in_child() -> None:
         _json_handler.forget_parent()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork_hook_registered = False
 
 
 def configure_logging(level: int, log_format: str, stream: TextIO | None = None) -> None:
     """Route every logger to one stream handler in the chosen format."""
-    global _json_handler  # noqa: PLW0603 (the one process-wide log handler)
+    global _json_handler, _fork_hook_registered  # noqa: PLW0603 (the one process-wide log handler)
+    if not _fork_hook_registered:  # at the first configuration, not at import time
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
     handler: logging.StreamHandler[TextIO]
     if log_format == "json":
         handler = _json_handler = BufferedJsonHandler(stream or sys.stderr)

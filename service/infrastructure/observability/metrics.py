@@ -169,11 +169,10 @@ class Metrics:
 
     def __post_init__(self) -> None:
         registry: CollectorRegistry | None = self.registry
+        self._rpc_stats: dict[tuple[str, str, str], RpcStats] = {}
         if self.multiprocess_dir is not None:
             _write_values_to(self.multiprocess_dir)
             registry = None  # the supervisor's endpoint reads the files
-        self._rpc_stats: dict[tuple[str, str, str], RpcStats] = {}
-        if self.multiprocess_dir is not None:
             self._started = Counter(*_STARTED, _RPC_LABELS, registry=None)
             self._handled = Counter(*_HANDLED, [*_RPC_LABELS, "grpc_code"], registry=None)
             self._handling_seconds = Histogram(*_HANDLING_SECONDS, _RPC_LABELS, buckets=LATENCY_BUCKETS, registry=None)
