@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from service.application.ports import Clock
 from service.bootstrap import bootstrap
 from service.infrastructure.config import Driver, MongoSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
+from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.mongo.store import MongoStore
 from tests.mongo_server import MongoServer
 
@@ -53,10 +55,12 @@ async def ready(store: object) -> None:
 
 
 @asynccontextmanager
-async def serving(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
-    """A started, ready server on a fresh store of `kind`, on a loopback port."""
+async def serving(
+    kind: str, request: pytest.FixtureRequest, *, clock: Clock | None = None, telemetry: Telemetry | None = None
+) -> AsyncIterator[RunningServer]:
+    """A started, ready server on a fresh store of `kind`, on a loopback port; `clock`, `telemetry` go to bootstrap."""
     settings = settings_for(kind, request)
-    app = bootstrap(settings)
+    app = bootstrap(settings, clock=clock, telemetry=telemetry)
     async with cleaned_up(settings, app.store):
         await ready(app.store)
         running = await start_server(app.servicer, settings)

@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -41,9 +43,9 @@ def _handlers(responses: Path) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]
     return handlers
 
 
-async def serve(port: int, responses: Path) -> None:
+async def serve_handlers(port: int, handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]]) -> None:
+    """Serve raw-bytes `handlers` for todo.v1.TodoService on 127.0.0.1:`port` until SIGTERM or SIGINT (B0 and B1)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    handlers = _handlers(responses)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     if hasattr(server, "add_registered_method_handlers"):  # grpcio >= 1.63: no generic lookup per call
         server.add_registered_method_handlers(SERVICE, handlers)
@@ -58,19 +60,28 @@ async def serve(port: int, responses: Path) -> None:
     await server.stop(0.5)
 
 
+async def serve(port: int, responses: Path) -> None:
+    await serve_handlers(port, _handlers(responses))
+
+
+def run(serving: Coroutine[Any, Any, None], use_uvloop: bool) -> int:
+    """Run `serving` on uvloop or asyncio; the exit status."""
+    if use_uvloop:
+        import uvloop
+
+        uvloop.run(serving)
+    else:
+        asyncio.run(serving)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--responses", type=Path, required=True)
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(serve(args.port, args.responses))
-    else:
-        asyncio.run(serve(args.port, args.responses))
-    return 0
+    return run(serve(args.port, args.responses), args.uvloop)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ table, access log). So B0 -> B1 is the cost of the layers, B1 -> service the
 cost of the wrapper.
 
     python -m benchmarks.servers.b1 --port 0 [--uvloop]    prints `ready PORT` once it serves
+
+It serves through B0's start-up (`b0.serve_handlers`), so the two differ in
+their handlers only.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +25,8 @@ from typing import Any
 import grpc
 
 from benchmarks import service_api
-from benchmarks.common import CONTENT, SERVICE, TAGS
+from benchmarks.common import CONTENT, TAGS
+from benchmarks.servers import b0
 from todo.v1 import todo_service_pb2 as pb
 
 
@@ -49,18 +51,7 @@ async def serve(port: int) -> None:
         "CreateTodo": _bare(servicer.CreateTodo, pb.CreateTodoRequest.FromString),
         "ListTodos": _bare(servicer.ListTodos, pb.ListTodosRequest.FromString),
     }
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)  # type: ignore[attr-defined]
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"ready {bound}", flush=True)
-    await stop.wait()
-    await server.stop(0.5)
+    await b0.serve_handlers(port, handlers)
 
 
 def main() -> int:
@@ -68,13 +59,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(serve(args.port))
-    else:
-        asyncio.run(serve(args.port))
-    return 0
+    return b0.run(serve(args.port), args.uvloop)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 
 from tests.client.service_process import running_service, tool
@@ -45,11 +44,8 @@ def test_the_go_client_creates_reads_lists_and_decodes_not_found() -> None:
     assert not_found == f"not found: TODO_NOT_FOUND (ErrorReason 3) domain=todo.v1 code=NotFound id={todo_id}"
 
 
-def test_the_go_client_fails_loudly_without_a_service() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    result = run_example(f"127.0.0.1:{port}", "-timeout", "3s")
+def test_the_go_client_fails_loudly_without_a_service(closed_port: int) -> None:
+    result = run_example(f"127.0.0.1:{closed_port}", "-timeout", "3s")
     assert result.returncode == 1
     assert result.stdout == ""
     # CreateTodo is retried on UNAVAILABLE as clients/service_config.json says (the program sends a request_id).

@@ -30,7 +30,8 @@ def decode(error: grpc.aio.AioRpcError) -> RichError:
     """The code, ErrorInfo and BadRequest field violations of a failed RPC."""
     decoded = error_from_rpc(error)
     assert decoded.reason, f"no ErrorInfo in the status details of {error.code()}: {error.details()}"
-    assert decoded.reason in ErrorReason.keys()  # noqa: SIM118 (an enum wrapper, not a dict), f"{decoded.reason!r} is not a todo.v1.ErrorReason"
+    known = ErrorReason.keys()  # an enum wrapper's names, not a dict
+    assert decoded.reason in known, f"{decoded.reason!r} is not a todo.v1.ErrorReason"
     assert decoded.domain == ERROR_DOMAIN
     assert status_code(ErrorReason.Value(decoded.reason)) == error.code(), "sent with another code than the contract's"
     violations = decoded.field_violations if isinstance(decoded, InvalidArgumentError) else {}

@@ -7,7 +7,7 @@ forgotten in one of these places fails here, by name.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import grpc
@@ -16,7 +16,6 @@ from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
 from service.infrastructure.grpc.server import RunningServer
-from tests.stores import serving
 from todo.v1 import todo_service_pb2 as pb
 from todo_client import TodoClient
 from todo_client.retry import IDEMPOTENCY_KEY_FIELD, RETRIED_METHODS
@@ -38,12 +37,6 @@ def api_table() -> str:
     return "\n".join(line for line in section.splitlines() if line.startswith("| `"))
 
 
-@pytest.fixture
-async def memory_server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
-    async with serving("memory", request) as running:
-        yield running
-
-
 async def _code(call: Awaitable[object]) -> grpc.StatusCode:
     """The status of a call (an empty request is mostly a client mistake: any code but UNIMPLEMENTED)."""
     try:
@@ -53,8 +46,9 @@ async def _code(call: Awaitable[object]) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-async def test_every_rpc_is_served(memory_server: RunningServer) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{memory_server.port}") as channel:
+@pytest.mark.parametrize("server", ["memory"], indirect=True)
+async def test_every_rpc_is_served(server: RunningServer) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         for method in METHODS:
             request_type = message_factory.GetMessageClass(method.input_type)
             response_type = message_factory.GetMessageClass(method.output_type)

@@ -27,7 +27,7 @@ here, never forged with the server's secret.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -41,7 +41,6 @@ from hypothesis import strategies as st
 
 from service.infrastructure.grpc.server import LIVENESS, RunningServer
 from tests.e2e.rich_status import decode
-from tests.stores import serving
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -367,21 +366,15 @@ async def still_healthy(channel: grpc.aio.Channel) -> None:
     assert fetched.todo == created.todo
 
 
-@pytest.fixture
-async def fuzzed_server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
-    async with serving(request.param, request) as running:
-        yield running
-
-
 @pytest.mark.parametrize(
-    ("fuzzed_server", "examples"),
+    ("server", "examples"),
     # The in-memory store gets the long run; one MongoDB driver a shorter one
     # (the request parsing is the same, the store paths differ).
     [("memory", 600), ("mongo-pymongo", 150)],
-    indirect=["fuzzed_server"],
+    indirect=["server"],
 )
-async def test_no_request_bytes_make_the_service_fail_or_fall_over(fuzzed_server: RunningServer, examples: int) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{fuzzed_server.port}") as channel:
+async def test_no_request_bytes_make_the_service_fail_or_fall_over(server: RunningServer, examples: int) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         seeds = await seed(channel)
         target = Target(asyncio.get_running_loop(), channel)
 

@@ -19,12 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.bootstrap import bootstrap
-from service.infrastructure.grpc.server import start_server
 from service.infrastructure.observability.telemetry import Telemetry
 from tests.e2e.process import ServiceProcess
 from tests.mongo_server import MongoServer
-from tests.stores import cleaned_up, ready, settings_for
+from tests.stores import serving
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -44,14 +42,11 @@ async def traced(request: pytest.FixtureRequest, json_log: io.StringIO) -> Async
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = settings_for(request.param, request)
-    app = bootstrap(settings, telemetry=Telemetry(tracer_provider=provider))
-    async with cleaned_up(settings, app.store):
-        await ready(app.store)
-        running = await start_server(app.servicer, settings)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield Traced(pb_grpc.TodoServiceStub(channel), exporter, json_log)
-        await running.stop(0)
+    async with (
+        serving(request.param, request, telemetry=Telemetry(tracer_provider=provider)) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        yield Traced(pb_grpc.TodoServiceStub(channel), exporter, json_log)
     provider.shutdown()
 
 

@@ -114,7 +114,6 @@ async def test_three_replicas_share_the_load_and_restart_without_errors(mongo_se
             "TODO_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
             "TODO_MONGODB_URI": mongo_server.uri,
             "TODO_MONGODB_DATABASE": database,
-            "TODO_PAGE_TOKEN_SECRET": "replicas-share-this-page-token-secret",
             "TODO_SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
             "TODO_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
         }

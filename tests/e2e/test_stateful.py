@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import string
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
@@ -56,10 +55,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from service.bootstrap import bootstrap
-from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.e2e.rich_status import RichError, decode
-from tests.stores import STORE_KINDS, cleaned_up, ready, settings_for
+from tests.stores import STORE_KINDS, serving
 from tests.support import FakeClock
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
@@ -701,20 +698,6 @@ def bridge_outcome(outcome: Message | RichError) -> str:
     return outcome.reason if isinstance(outcome, RichError) else "OK"
 
 
-@asynccontextmanager
-async def serving_at_a_frozen_time(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
-    """Like `tests.stores.serving`, with a clock that stands still: every call happens in the same millisecond."""
-    settings = settings_for(kind, request)
-    app = bootstrap(settings, clock=FakeClock())
-    async with cleaned_up(settings, app.store):
-        await ready(app.store)
-        running = await start_server(app.servicer, settings)
-        try:
-            yield running
-        finally:
-            await running.stop(0.5)
-
-
 @pytest.mark.parametrize("kind", STORE_KINDS)
 async def test_an_id_reused_after_a_delete_never_repeats_an_old_etag(kind: str, request: pytest.FixtureRequest) -> None:
     """Create, delete, create again under one id in one millisecond: the old etag is refused.
@@ -724,7 +707,7 @@ async def test_an_id_reused_after_a_delete_never_repeats_an_old_etag(kind: str, 
     passed as current (fixed by the etag's incarnation).
     """
     async with (
-        serving_at_a_frozen_time(kind, request) as running,
+        serving(kind, request, clock=FakeClock()) as running,
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
     ):
         stub: Stub = pb_grpc.TodoServiceStub(channel)
