@@ -7,31 +7,11 @@ in-memory store, bound to 127.0.0.1:0 (the port it reports is read from its log)
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.e2e.process import REPO, running_service, tool
 
-from tests.e2e.process import REPO, ServiceProcess
-
-
-@contextmanager
-def running_service() -> Iterator[str]:
-    """`host:port` of a started, ready service; terminated (SIGTERM, exit 0) afterwards."""
-    with ServiceProcess() as process:
-        address = process.wait_serving()
-        yield address
-        assert process.terminate() == 0, process.output
-
-
-def tool(variable: str, default: Path, how: str) -> Path:
-    """A binary the project installs: from `variable`, else `default`; fails saying how to provide it."""
-    path = Path(os.environ.get(variable, str(default)))
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"{path} is missing: {how}, or point {variable} at one")
-    return path
+__all__ = ["running_service", "tool", "uv_binary"]
 
 
 def uv_binary() -> Path:

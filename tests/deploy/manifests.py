@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
 import yaml
 
 from tests.deploy.dockerfile import REPO
+from tests.e2e.process import installed_tool
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 BASE = KUBERNETES / "base"
@@ -54,13 +53,7 @@ def overlay_names() -> list[str]:
 
 
 def kustomize_binary() -> str:
-    path = Path(os.environ.get("TODO_KUSTOMIZE", REPO / ".tools" / "bin" / "kustomize"))
-    if not path.is_file():
-        pytest.fail(
-            f"kustomize not found at {path}: run `make tools` (make check does) to install the pinned "
-            "version, or point TODO_KUSTOMIZE at a kustomize binary"
-        )
-    return str(path)
+    return installed_tool("kustomize", "TODO_KUSTOMIZE")
 
 
 @functools.cache

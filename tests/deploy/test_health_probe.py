@@ -30,7 +30,7 @@ import pytest
 
 from tests.client.certificates import CertificateAuthority
 from tests.deploy import server_contract as contract
-from tests.e2e.process import REPO, ServiceProcess
+from tests.e2e.process import REPO, ServiceProcess, installed_tool
 from tests.mongo_server import MongoServer
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
@@ -44,13 +44,7 @@ UNHEALTHY = 4  # the server answered with a status other than SERVING
 
 @pytest.fixture(scope="module")
 def health_probe() -> Path:
-    path = Path(os.environ.get("TODO_GRPC_HEALTH_PROBE", REPO / ".tools" / "bin" / "grpc-health-probe"))
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"grpc-health-probe not found at {path}: run `make tools` (it installs the pinned "
-            "grpc-health-probe into .tools/bin), or point TODO_GRPC_HEALTH_PROBE at the binary"
-        )
-    return path
+    return Path(installed_tool("grpc-health-probe", "TODO_GRPC_HEALTH_PROBE"))
 
 
 def probe(binary: Path, address: str, service: str) -> subprocess.CompletedProcess[str]:

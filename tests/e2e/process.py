@@ -14,9 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"serving todo\.v1\.TodoService on (?P<host>\S+):(?P<port>\d+)")
@@ -128,3 +131,25 @@ class ServiceProcess(LoggedProcess):
         if uses_mongodb and not {"TODO_PAGE_TOKEN_SECRET", "TODO_PAGE_TOKEN_SECRET_FILE"} & set(full_env):
             full_env["TODO_PAGE_TOKEN_SECRET"] = TEST_PAGE_TOKEN_SECRET
         super().__init__([sys.executable, "-m", module], full_env, REPO)
+
+
+@contextmanager
+def running_service(env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`host:port` of a started, ready service; terminated (SIGTERM, exit 0) afterwards."""
+    with ServiceProcess(env) as process:
+        address = process.wait_serving()
+        yield address
+        assert process.terminate() == 0, process.output
+
+
+def tool(variable: str, default: Path, how: str) -> Path:
+    """A binary the project installs: from `variable`, else `default`; fails saying how to provide it."""
+    path = Path(os.environ.get(variable, str(default)))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"{path} is missing: {how}, or point {variable} at one")
+    return path
+
+
+def installed_tool(name: str, variable: str) -> str:
+    """A pinned tool `make tools` installs into .tools/bin (grpcurl, ghz, grpcui, kustomize, ...)."""
+    return str(tool(variable, REPO / ".tools" / "bin" / name, "run `make tools` (make check does) to install it"))

@@ -7,37 +7,28 @@ address differs), so the README's examples cannot rot.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.process import REPO, ServiceProcess
+from tests.e2e.process import REPO, installed_tool, running_service
 from todo.v1 import todo_service_pb2 as pb
 
 README_ADDRESS = "localhost:50051"
 
 
 def grpcurl_binary() -> str:
-    path = Path(os.environ.get("TODO_GRPCURL", REPO / ".tools" / "bin" / "grpcurl"))
-    if not path.is_file():
-        pytest.fail(
-            f"grpcurl not found at {path}: run `make tools` (make check does) to install the pinned "
-            "version, or point TODO_GRPCURL at a grpcurl binary"
-        )
-    return str(path)
+    return installed_tool("grpcurl", "TODO_GRPCURL")
 
 
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
-    with ServiceProcess() as service:
-        yield service.wait_serving()
-        assert service.terminate() == 0, service.output
+    with running_service() as served:
+        yield served
 
 
 def grpcurl(address: str, *args: str, data: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import select
 import subprocess
@@ -35,7 +34,8 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.reflection import V1_FILE, enable_reflection
 from service.infrastructure.grpc.server import start_server
-from tests.e2e.process import REPO, ServiceProcess
+from tests.e2e.process import installed_tool, running_service
+from tests.e2e.test_grpcurl import grpcurl
 
 KITCHEN_PROTOS = Path(__file__).parent / "protos"
 KITCHEN_SERVICE = "kitchen.v1.KitchenService"
@@ -44,22 +44,8 @@ TODO_METHODS = ["AddTag", "CreateTodo", "DeleteTodo", "GetTodo", "ListTodos", "R
 NOT_FOUND, INVALID_ARGUMENT = grpc.StatusCode.NOT_FOUND.value[0], grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
-def tool(name: str, variable: str) -> str:
-    path = Path(os.environ.get(variable, REPO / ".tools" / "bin" / name))
-    if not path.is_file():
-        pytest.fail(
-            f"{name} not found at {path}: run `make tools` (make check does) to install the pinned "
-            f"version, or point {variable} at a {name} binary"
-        )
-    return str(path)
-
-
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-
-
-def grpcurl(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(tool("grpcurl", "TODO_GRPCURL"), "-plaintext", address, *args)
 
 
 # The todo service, a real process.
@@ -67,14 +53,13 @@ def grpcurl(address: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
-    with ServiceProcess() as service:
-        yield service.wait_serving()
-        assert service.terminate() == 0, service.output
+    with running_service() as served:
+        yield served
 
 
 def ghz(address: str, method: str, data: dict[str, Any]) -> dict[str, Any]:
     """A short ghz run (no --proto: the method comes from reflection); its JSON report."""
-    argv = [tool("ghz", "TODO_GHZ"), "--insecure", "--call", f"todo.v1.TodoService.{method}"]
+    argv = [installed_tool("ghz", "TODO_GHZ"), "--insecure", "--call", f"todo.v1.TodoService.{method}"]
     argv += ["-d", json.dumps(data), "-n", "20", "-c", "2", "-O", "json", address]
     result = run(*argv)
     assert result.returncode == 0, result.stderr
@@ -118,7 +103,7 @@ class Grpcui:
     """grpcui against `target`, its web UI on a free loopback port."""
 
     def __init__(self, target: str) -> None:
-        argv = [tool("grpcui", "TODO_GRPCUI"), "-plaintext", "-bind", "127.0.0.1", "-port", "0"]
+        argv = [installed_tool("grpcui", "TODO_GRPCUI"), "-plaintext", "-bind", "127.0.0.1", "-port", "0"]
         argv += ["-open-browser=false", target]
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
