@@ -230,8 +230,7 @@ clients-check: install tools ## Only the caller tests: the todo-client wheel in 
 	$(TEST_TOOLS) $(BIN)/pytest tests/client/test_distribution.py tests/client/test_go_client.py
 
 image: ## Build the container image with podman, tagged IMAGE (installs podman; stand-in base unless PYTHON_IMAGE is set)
-	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
-	./scripts/image-build.sh $(IMAGE) "$$base"
+	./scripts/image-build.sh $(IMAGE) "$(PYTHON_IMAGE)"
 
 image-test: install ## Build the image, then test it as built: configuration, contents, size, a container run (tests/image)
 	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \

@@ -105,12 +105,13 @@ class Bench:
         return self.options.streams
 
     def body(self, name: str, message: Message) -> Path:
-        """The request as an h2load data file (written once per name and reused by later sections)."""
-        path = self.work / f"{name}.body"
-        path.write_bytes(frame(message))
-        self.bodies[name] = path
-        return path
+        """The request as an h2load data file, written once per name and reused by later sections.
 
-    def shared_body(self, name: str, message: Message) -> Path:
-        """`body`, unless an earlier section already wrote this one."""
-        return self.bodies.get(name) or self.body(name, message)
+        A name always stands for the same request (a name per distinct message).
+        """
+        path = self.bodies.get(name)
+        if path is None:
+            path = self.work / f"{name}.body"
+            path.write_bytes(frame(message))
+            self.bodies[name] = path
+        return path

@@ -40,7 +40,6 @@ def start_service(
     name: str,
     cpus: str | None = None,
     entry: list[str] | None = None,
-    port: int | None = None,
     metrics: bool = True,
     cwd: Path | None = None,
     **env: str,
@@ -49,7 +48,7 @@ def start_service(
 
     `cwd`: where `python -m service` finds the `service` package (default: this checkout).
     """
-    port = port or free_port()
+    port = free_port()
     metrics_port = free_port() if metrics else None
     settings = {"TODO_GRPC_ADDRESS": f"127.0.0.1:{port}", **env}
     if "TODO_MONGODB_URI" in settings:  # required with MongoDB; the run's services share it

@@ -64,7 +64,7 @@ def run(bench: Bench, report: Report) -> None:
         update_time=Timestamp(seconds=1764500000, nanos=123000000),
     )  # fmt: skip
     (responses / "GetTodo.bin").write_bytes(pb.GetTodoResponse(todo=todo).SerializeToString())
-    get_body = bench.shared_body("get", pb.GetTodoRequest(id="bench-get"))
+    get_body = bench.body("get", pb.GetTodoRequest(id="bench-get"))
     servers = {
         version: start_b0(bench, f"b0-grpcio-{version}", python, responses) for version, python in pythons.items()
     }

@@ -89,8 +89,8 @@ def run(bench: Bench, report: Report) -> None:
         wait_serving(server.port)
         ensure_entry(server.port, "bench-get")
         create_entries(server.port, bench.options.mongo_entries)
-    get_body = bench.shared_body("get", pb.GetTodoRequest(id="bench-get"))
-    create_body = bench.shared_body("create", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
+    get_body = bench.body("get", pb.GetTodoRequest(id="bench-get"))
+    create_body = bench.body("create", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
     list_body = bench.body("list-first", pb.ListTodosRequest(page_size=50))
     others = {"ferretdb": db.proc} if db.proc is not None else {}
 

@@ -144,7 +144,7 @@ def _per_rpc(results: Results) -> dict[str, dict[str, float | None]]:
     }  # fmt: skip
 
 
-def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
+def run(bench: Bench, report: Report) -> None:
     perf = perf_status()
     log(f"perf stat -e instructions: {perf}")
     counting = perf == "ok"
@@ -167,11 +167,11 @@ def run(bench: Bench, report: Report, b0_python: str | None = None) -> None:
     (responses / "GetTodo.bin").write_bytes(call_raw(service.port, "GetTodo", pb.GetTodoRequest(id="bench-get")))
     created = call_raw(service.port, "CreateTodo", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
     (responses / "CreateTodo.bin").write_bytes(created)
-    servers["b0"] = start_b0(bench, "overhead-b0", b0_python or bench.python, responses)
+    servers["b0"] = start_b0(bench, "overhead-b0", bench.python, responses)
     create = pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS))
     bodies = {
-        "get": ("GetTodo", bench.shared_body("get", pb.GetTodoRequest(id="bench-get"))),
-        "create": ("CreateTodo", bench.shared_body("create", create)),
+        "get": ("GetTodo", bench.body("get", pb.GetTodoRequest(id="bench-get"))),
+        "create": ("CreateTodo", bench.body("create", create)),
     }
     results: Results = {}
     all_sides: list[Side] = []
