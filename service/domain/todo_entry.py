@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.domain.errors import ConcurrentModificationError, FieldViolation, ValidationError
 
@@ -110,22 +110,22 @@ def validate_entry_id(entry_id: str, field: str = "id") -> str:
 
 def truncate_to_millis(moment: datetime) -> datetime:
     """Timestamps keep millisecond precision, the precision every store keeps."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    moment = moment.astimezone(UTC)
+    if moment.tzinfo is not UTC:  # the clock's own zone needs no conversion
+        if moment.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
 def millis(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime."""
-    if moment.utcoffset():
-        moment = moment.astimezone(UTC)
-    return (moment.toordinal() - _EPOCH_ORDINAL) * 86_400_000 + (
-        (moment.hour * 3600 + moment.minute * 60 + moment.second) * 1000 + moment.microsecond // 1000
-    )
+    """Milliseconds since the epoch of an aware datetime (floored, as the stores keep them)."""
+    # Exact integer arithmetic in C: aware subtraction honours any offset, and
+    # timedelta // timedelta floors.
+    return (moment - _EPOCH) // _ONE_MILLISECOND
 
 
-_EPOCH_ORDINAL = datetime(1970, 1, 1, tzinfo=UTC).toordinal()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,22 +47,29 @@ class TodoServicer:
 
     async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
         entry = await self._todos.create(mapper.create_command(request))
-        return pb.CreateTodoResponse(todo=mapper.to_message(entry))
+        response = pb.CreateTodoResponse()
+        mapper.fill(response.todo, entry)
+        return response
 
     async def GetTodo(self, request: pb.GetTodoRequest, context: Context) -> pb.GetTodoResponse:
         entry = await self._todos.get(request.id)
-        return pb.GetTodoResponse(todo=mapper.to_message(entry))
+        response = pb.GetTodoResponse()
+        mapper.fill(response.todo, entry)
+        return response
 
     async def ListTodos(self, request: pb.ListTodosRequest, context: Context) -> pb.ListTodosResponse:
         page = await self._todos.list(mapper.list_command(request))
-        return pb.ListTodosResponse(
-            todos=[mapper.to_message(entry) for entry in page.entries],
-            next_page_token=page.next_page_token,
-        )
+        response = pb.ListTodosResponse(next_page_token=page.next_page_token)
+        todos = response.todos
+        for entry in page.entries:
+            mapper.fill(todos.add(), entry)
+        return response
 
     async def UpdateTodo(self, request: pb.UpdateTodoRequest, context: Context) -> pb.UpdateTodoResponse:
         entry = await self._todos.update(mapper.update_command(request))
-        return pb.UpdateTodoResponse(todo=mapper.to_message(entry))
+        response = pb.UpdateTodoResponse()
+        mapper.fill(response.todo, entry)
+        return response
 
     async def DeleteTodo(self, request: pb.DeleteTodoRequest, context: Context) -> pb.DeleteTodoResponse:
         await self._todos.delete(request.id, request.etag)
@@ -70,11 +77,15 @@ class TodoServicer:
 
     async def AddTag(self, request: pb.AddTagRequest, context: Context) -> pb.AddTagResponse:
         entry = await self._todos.add_tag(request.id, request.tag)
-        return pb.AddTagResponse(todo=mapper.to_message(entry))
+        response = pb.AddTagResponse()
+        mapper.fill(response.todo, entry)
+        return response
 
     async def RemoveTag(self, request: pb.RemoveTagRequest, context: Context) -> pb.RemoveTagResponse:
         entry = await self._todos.remove_tag(request.id, request.tag)
-        return pb.RemoveTagResponse(todo=mapper.to_message(entry))
+        response = pb.RemoveTagResponse()
+        mapper.fill(response.todo, entry)
+        return response
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         """The RPC handlers of this servicer, one per method of the contract's service."""

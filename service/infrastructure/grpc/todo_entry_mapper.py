@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from google.api import field_behavior_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.application.todo_entry import MAX_MASK_PATHS, CreateTodo, ListTodos, TodoDraft, UpdateTodo
 from service.domain.todo_entry import MAX_RAW_TAGS, TodoEntry, millis
@@ -28,25 +27,27 @@ def _unsettable_fields() -> frozenset[str]:
 IGNORED_MASK_PATHS = _unsettable_fields()
 
 
-def _timestamp(ms: int) -> Timestamp:
-    seconds, rest = divmod(ms, 1000)
-    return Timestamp(seconds=seconds, nanos=rest * 1_000_000)
+def fill(todo: pb.Todo, entry: TodoEntry) -> pb.Todo:
+    """Write `entry` into `todo` (an empty message, typically a response's field), tags sorted; returns `todo`.
 
-
-def to_message(entry: TodoEntry) -> pb.Todo:
-    """A domain entry as a todo.v1.Todo (tags sorted)."""
-    # One Timestamp per distinct moment: a new entry's update time is its creation time.
-    create_time = _timestamp(millis(entry.created_at))
-    update_time = create_time if entry.updated_at == entry.created_at else _timestamp(millis(entry.updated_at))
-    return pb.Todo(
-        id=entry.id,
-        content=entry.content,
-        tags=sorted(entry.tags),
-        done=entry.done,
-        create_time=create_time,
-        update_time=update_time,
-        etag=entry.etag,
-    )
+    In place: a response built around its `todo` field is never copied, and
+    each Timestamp is set field by field rather than built and copied in.
+    """
+    todo.id = entry.id
+    todo.content = entry.content
+    todo.tags.extend(sorted(entry.tags))
+    todo.done = entry.done
+    seconds, rest = divmod(millis(entry.created_at), 1000)
+    create_time = todo.create_time
+    create_time.seconds = seconds
+    create_time.nanos = rest * 1_000_000
+    if entry.updated_at != entry.created_at:
+        seconds, rest = divmod(millis(entry.updated_at), 1000)
+    update_time = todo.update_time
+    update_time.seconds = seconds
+    update_time.nanos = rest * 1_000_000
+    todo.etag = entry.etag
+    return todo
 
 
 def _bounded(values: Sequence[str], limit: int) -> tuple[str, ...]:
