@@ -28,14 +28,18 @@ class FakeClock:
 
 
 class SequentialIds:
-    """Ids `id-0001`, `id-0002`, ... in order."""
+    """Ids `id-0001`, `id-0002`, ... in order; incarnations `00000001`, `00000002`, ..."""
 
     def __init__(self, prefix: str = "id-") -> None:
         self._counter = itertools.count(1)
+        self._incarnations = itertools.count(1)
         self._prefix = prefix
 
     def new_id(self) -> str:
         return f"{self._prefix}{next(self._counter):04d}"
+
+    def new_incarnation(self) -> str:
+        return f"{next(self._incarnations):08x}"
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from random import getrandbits
 from typing import Protocol
 
 
@@ -14,9 +15,13 @@ class Clock(Protocol):
 
 
 class IdGenerator(Protocol):
-    """Chooses ids for entries whose client did not choose one."""
+    """Chooses ids for entries whose client did not choose one, and each entry's incarnation."""
 
     def new_id(self) -> str: ...
+
+    def new_incarnation(self) -> str:
+        """A short tag that two creations of the same id (even in one millisecond) almost never share."""
+        ...
 
 
 class SystemClock:
@@ -27,7 +32,15 @@ class SystemClock:
 
 
 class RandomIdGenerator:
-    """32 lowercase hex characters from the operating system's random source (128 bits)."""
+    """Ids: 32 lowercase hex characters from the operating system's random source (128 bits).
+
+    Incarnations: 8 hex characters (32 bits) from Python's generator (reseeded
+    in a forked worker): they only keep an etag from repeating across a
+    delete and re-create, they guard nothing, and they cost no system call.
+    """
 
     def new_id(self) -> str:
         return os.urandom(16).hex()
+
+    def new_incarnation(self) -> str:
+        return f"{getrandbits(32):08x}"

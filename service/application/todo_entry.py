@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,7 +108,7 @@ class TodoEntryService:
                 draft.tags,
                 draft.done,
                 self._clock.now(),
-                incarnation=secrets.token_hex(4),
+                incarnation=self._ids.new_incarnation(),
             )
         except ValidationError as error:
             violations.extend(error.under("todo").violations)
