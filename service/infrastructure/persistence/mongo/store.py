@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +78,47 @@ def _client(settings: MongoSettings) -> Any:
     return pymongo.AsyncMongoClient(settings.uri, **options)
 
 
+def _deadline_bound(maximum: float) -> float | None:
+    """The timeout the RPC's deadline sets when it is tighter than `maximum` (the client's `timeoutMS`), else None."""
+    left = time_left()
+    if left is None:
+        return None
+    # Keep a little of the RPC's time to answer with a proper status before
+    # the client's own deadline fires.
+    left -= min(DEADLINE_RESERVE_SECONDS, left * 0.1)
+    if left <= 0:
+        raise StoreTimeoutError("the request's deadline passed before the database was asked")
+    return left if left < maximum else None
+
+
+def _translated(error: PyMongoError, timeout: float) -> tuple[str, Exception | None]:
+    """The outcome of a failed call and the store error it becomes (None: re-raise the driver's)."""
+    if isinstance(error, ServerSelectionTimeoutError):
+        _log.warning("database unavailable: %s", error)
+        return "unavailable", StoreUnavailableError("the database is unavailable")
+    if error.timeout:
+        _log.warning("database call timed out after %.3fs: %s", timeout, error)
+        return "timeout", StoreTimeoutError("the database did not answer in time")
+    if isinstance(error, ConnectionFailure):
+        _log.warning("database connection failed: %s", error)
+        return "unavailable", StoreUnavailableError("the database is unavailable")
+    return "error", None
+
+
+def _client_span(tracer: Tracer, operation: str, database: str) -> contextlib.AbstractContextManager[object]:
+    """The CLIENT span of one database call (OpenTelemetry's database conventions)."""
+    return tracer.start_as_current_span(
+        f"mongodb {operation}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system": "mongodb",
+            "db.operation.name": operation,
+            "db.namespace": database,
+            "db.collection.name": COLLECTION,
+        },
+    )
+
+
 class MongoStore:
     """The client, the `todos` collection, readiness and close."""
 
@@ -99,69 +141,44 @@ class MongoStore:
 
     @contextmanager
     def bounded(self, operation: str) -> Iterator[None]:
-        """Bound the database calls inside by the RPC deadline and the maximum; time and trace them."""
+        """Bound the database calls inside by the RPC deadline and the maximum; time and trace them.
+
+        One generator for the whole call (it runs on every database call): the
+        span only when tracing is on, and a `pymongo.timeout` only when the
+        RPC's deadline is tighter than the client's own `timeoutMS` (the
+        configured maximum), which bounds every operation anyway.
+        """
         start = time.perf_counter()
         outcome = "error"
-        span = (
-            self._tracer.start_as_current_span(
-                f"mongodb {operation}",
-                kind=SpanKind.CLIENT,
-                attributes={
-                    "db.system": "mongodb",
-                    "db.operation.name": operation,
-                    "db.namespace": self.settings.database,
-                    "db.collection.name": COLLECTION,
-                },
-            )
-            if self._tracer is not None
-            else contextlib.nullcontext()
-        )
+        span = None if self._tracer is None else _client_span(self._tracer, operation, self.settings.database)
+        timeout = self.settings.operation_timeout_seconds
         try:
-            with span:
-                with self._limited():
+            if span is not None:
+                span.__enter__()
+            tighter = _deadline_bound(timeout)
+            if tighter is None:
+                yield
+            else:
+                timeout = tighter
+                with pymongo.timeout(timeout):
                     yield
-                outcome = "ok"
+            outcome = "ok"
         except DuplicateKeyError:
             outcome = "duplicate_key"
             raise
         except StoreTimeoutError:
             outcome = "timeout"
             raise
-        except StoreUnavailableError:
-            outcome = "unavailable"
-            raise
+        except PyMongoError as error:
+            outcome, translated = _translated(error, timeout)
+            if translated is None:
+                raise
+            raise translated from error
         finally:
+            if span is not None:
+                span.__exit__(*sys.exc_info())
             if self._observe is not None:
                 self._observe(operation, outcome, time.perf_counter() - start)
-
-    @contextmanager
-    def _limited(self) -> Iterator[None]:
-        timeout = self.settings.operation_timeout_seconds
-        bound: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-        left = time_left()
-        if left is not None:
-            # Keep a little of the RPC's time to answer with a proper status
-            # before the client's own deadline fires.
-            left -= min(DEADLINE_RESERVE_SECONDS, left * 0.1)
-            if left <= 0:
-                raise StoreTimeoutError("the request's deadline passed before the database was asked")
-            timeout = min(timeout, left)
-            bound = pymongo.timeout(timeout)
-        # Without an RPC deadline the client's timeoutMS (the same maximum) applies.
-        try:
-            with bound:
-                yield
-        except ServerSelectionTimeoutError as error:
-            _log.warning("database unavailable: %s", error)
-            raise StoreUnavailableError("the database is unavailable") from error
-        except PyMongoError as error:
-            if error.timeout:
-                _log.warning("database call timed out after %.3fs: %s", timeout, error)
-                raise StoreTimeoutError("the database did not answer in time") from error
-            if isinstance(error, ConnectionFailure):
-                _log.warning("database connection failed: %s", error)
-                raise StoreUnavailableError("the database is unavailable") from error
-            raise
 
     def ensure_ready(self) -> None:
         """Fail fast while the readiness check says the database is not usable."""
