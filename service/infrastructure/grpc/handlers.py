@@ -80,35 +80,22 @@ async def _abort(context: Context, status: grpc.Status) -> None:
 
 async def _require_token(authenticator: TokenAuthenticator, context: Context, metadata: Metadata) -> None:
     """Abort with BEARER_TOKEN_MISSING or _INVALID unless the metadata carries a known token."""
-    verdict = authenticator.check(metadata)
-    if verdict is not TokenCheck.VALID:
-        await _abort(context, _TOKEN_STATUS[verdict])
+    refusal = _refusal(authenticator, None, metadata)
+    if refusal is not None:
+        await _abort(context, refusal)
 
 
-Serve = Callable[[bytes, Context, Metadata], Awaitable[bytes]]
-
-
-def _gated(serve: Serve, authenticator: TokenAuthenticator | None, admission: Admission | None) -> Serve:
-    """`serve` behind the token check, then the admission cap (a slot is held until it returns).
-
-    With neither, `serve` itself: no extra coroutine level per RPC.
-    """
-    if authenticator is None and admission is None:
-        return serve
-
-    async def run(raw: bytes, context: Context, metadata: Metadata) -> bytes:
-        if authenticator is not None:
-            await _require_token(authenticator, context, metadata)
-        if admission is None:
-            return await serve(raw, context, metadata)
-        if not admission.try_enter():
-            await _abort(context, concurrency_limit_status(admission.limit, admission.retry_after_seconds))
-        try:
-            return await serve(raw, context, metadata)
-        finally:
-            admission.leave()
-
-    return run
+def _refusal(
+    authenticator: TokenAuthenticator | None, admission: Admission | None, metadata: Metadata
+) -> grpc.Status | None:
+    """Why a call may not run (no valid token, then no free slot), or None: it runs, holding a slot of `admission`."""
+    if authenticator is not None:
+        verdict = authenticator.check(metadata)
+        if verdict is not TokenCheck.VALID:
+            return _TOKEN_STATUS[verdict]
+    if admission is not None and not admission.try_enter():
+        return concurrency_limit_status(admission.limit, admission.retry_after_seconds)
+    return None
 
 
 def unary_handler(
@@ -132,22 +119,8 @@ def unary_handler(
     watch = MethodObserver(service, name, observer)
     full_method = watch.full_method
 
-    async def serve(raw: bytes, context: Context, metadata: Metadata) -> bytes:
-        try:
-            request = parse(raw)
-        except DecodeError:
-            await _abort(context, malformed_request_status())
-        try:
-            response = await method(request, context)
-        except DomainError as error:
-            await _abort(context, status_for(error))
-        except Exception:
-            _log.exception("unexpected error in %s", full_method)
-            await _abort(context, unhandled_exception_status(request_id_var.get() or ""))
-        return response.SerializeToString()
-
-    run = _gated(serve, authenticator, admission)
-
+    # One coroutine per RPC: the token check, the admission cap and the error
+    # table are branches here, not a coroutine level each.
     async def handle(raw: bytes, context: Context) -> bytes:
         start = time.perf_counter()
         metadata: Metadata = tuple(context.invocation_metadata() or ())  # read once per RPC
@@ -160,8 +133,24 @@ def unary_handler(
             set_deadline_in(max_rpc_seconds)
         traced = watch.begin(metadata, request_id)
         code = grpc.StatusCode.UNKNOWN
+        held: Admission | None = None  # the admission whose slot this RPC holds
         try:
-            body = await run(raw, context, metadata)
+            refusal = _refusal(authenticator, admission, metadata)
+            if refusal is not None:
+                await _abort(context, refusal)
+            held = admission
+            try:
+                request = parse(raw)
+            except DecodeError:
+                await _abort(context, malformed_request_status())
+            try:
+                response = await method(request, context)
+            except DomainError as error:
+                await _abort(context, status_for(error))
+            except Exception:
+                _log.exception("unexpected error in %s", full_method)
+                await _abort(context, unhandled_exception_status(request_id))
+            body = response.SerializeToString()
             context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
             code = grpc.StatusCode.OK
             return body
@@ -172,6 +161,8 @@ def unary_handler(
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
+            if held is not None:
+                held.leave()
             watch.end(context, code, time.perf_counter() - start, traced, request_id)
 
     return grpc.unary_unary_rpc_method_handler(handle)
