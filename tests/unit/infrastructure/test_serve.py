@@ -18,7 +18,7 @@ async def test_the_heap_is_frozen_once_serving_only_when_asked(
     monkeypatch: pytest.MonkeyPatch, freeze_heap: bool
 ) -> None:
     frozen: list[bool] = []
-    monkeypatch.setattr(main.gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr("service.main.gc.freeze", lambda: frozen.append(True))
     app = bootstrap(Settings(grpc_address="127.0.0.1:0"))
     serving = asyncio.create_task(main.serve(app, serve_metrics=False, freeze_heap=freeze_heap))
     for _ in range(500):  # until the readiness monitor runs: after the freeze point
