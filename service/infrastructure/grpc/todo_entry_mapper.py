@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from google.api import field_behavior_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.application.todo_entry import MAX_MASK_PATHS, CreateTodo, ListTodos, TodoDraft, UpdateTodo
 from service.domain.todo_entry import MAX_RAW_TAGS, TodoEntry, millis
@@ -27,6 +29,12 @@ def _unsettable_fields() -> frozenset[str]:
 IGNORED_MASK_PATHS = _unsettable_fields()
 
 
+def _set_time(target: Timestamp, moment: datetime) -> None:
+    seconds, rest = divmod(millis(moment), 1000)
+    target.seconds = seconds
+    target.nanos = rest * 1_000_000
+
+
 def fill(todo: pb.Todo, entry: TodoEntry) -> pb.Todo:
     """Write `entry` into `todo` (an empty message, typically a response's field), tags sorted; returns `todo`.
 
@@ -37,15 +45,11 @@ def fill(todo: pb.Todo, entry: TodoEntry) -> pb.Todo:
     todo.content = entry.content
     todo.tags.extend(sorted(entry.tags))
     todo.done = entry.done
-    seconds, rest = divmod(millis(entry.created_at), 1000)
-    create_time = todo.create_time
-    create_time.seconds = seconds
-    create_time.nanos = rest * 1_000_000
-    if entry.updated_at != entry.created_at:
-        seconds, rest = divmod(millis(entry.updated_at), 1000)
-    update_time = todo.update_time
-    update_time.seconds = seconds
-    update_time.nanos = rest * 1_000_000
+    _set_time(todo.create_time, entry.created_at)
+    if entry.updated_at == entry.created_at:  # a new entry: one conversion
+        todo.update_time.CopyFrom(todo.create_time)
+    else:
+        _set_time(todo.update_time, entry.updated_at)
     todo.etag = entry.etag
     return todo
 
