@@ -49,11 +49,15 @@ def h2load(
     requests: int | None = None,
     connections: int | None = None,
     streams: int | None = None,
+    rate: int | None = None,
     tag: str = "run",
 ) -> Load:
-    """One timed (`seconds`, after the warm-up) or counted (`requests`) h2load run."""
+    """One timed (`seconds`, after the warm-up) or counted (`requests`) h2load run; `rate`: requests per second
+    per connection (h2load --rps), a fixed offered load instead of as many as the server answers."""
     log_file = bench.work / f"h2load-{tag}-{time.monotonic_ns()}.log"
     options = ["--log-file", str(log_file)]
+    if rate is not None:
+        options += ["--rps", str(rate)]
     if requests is not None:
         options += ["-n", str(requests)]
         timeout = 600.0

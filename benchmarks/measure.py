@@ -43,6 +43,10 @@ class Run:
     def rps_per_server_cpu(self) -> float:
         return self.rps / self.server_cpu if self.server_cpu else float("nan")
 
+    @property
+    def server_cpu_us_per_rpc(self) -> float:
+        return self.server_cpu / self.rps * 1e6 if self.rps else float("nan")
+
 
 Results = dict[str, list[Run]]
 

@@ -1,7 +1,10 @@
 """1 at both loads: the service (every feature on, defaults) against bare grpc.aio B0, per RPC.
 
 GetTodo and CreateTodo, each at 4 connections x 16 streams and at 64
-connections x 1 stream, service and B0 alternated in one block. For every run
+connections x 1 stream, service and B0 alternated in one block; then B0, B1
+and the service at a fixed 1,920 requests per second (64 connections x 30),
+where their CPU per RPC decomposes the service's cost into the layers (B1 -
+B0) and the per-RPC wrapper (service - B1). For every run
 also the server's CPU time per RPC (from /proc) and, where `perf stat -e
 instructions` works (hardware counters exposed to the VM), the instructions
 per RPC of the server process; the report says whether perf worked.
@@ -30,13 +33,18 @@ from pathlib import Path
 from benchmarks.common import CONTENT, PINNED_GRPCIO, REPO, TAGS, Report, log
 from benchmarks.context import Bench
 from benchmarks.grpc_calls import call_raw, ensure_entry, wait_serving
-from benchmarks.launch import Server, start_b0, start_service
+from benchmarks.launch import Server, start_b0, start_b1, start_service
 from benchmarks.load import Load, h2load
 from benchmarks.measure import Results, Run, Side, alternate, measure, ratio, section_report
 from benchmarks.procs import run_text
 from todo.v1 import todo_service_pb2 as pb
 
 LOADS = {"4x16": (4, 16), "64x1": (64, 1)}
+# A fixed offered load below every server's saturation: 64 connections x 30 requests per second each.
+# Every server then works in the same batching regime, and its CPU per RPC compares layers more
+# steadily than requests per second at saturation (which mixes in how the one core is scheduled).
+FIXED_CONNECTIONS, FIXED_RATE = 64, 30
+FIXED = f"fixed{FIXED_CONNECTIONS * FIXED_RATE}"
 
 
 def perf_status() -> str:
@@ -74,7 +82,8 @@ class _Perf:
 
 
 def _side(bench: Bench, key: str, label: str, server: Server, method: str, body: Path, load: str, perf: bool) -> Side:
-    connections, streams = LOADS[load]
+    connections, streams = LOADS.get(load, (FIXED_CONNECTIONS, 1))
+    rate = FIXED_RATE if load == FIXED else None
 
     def run() -> Run:
         counted: list[float | None] = []
@@ -83,7 +92,7 @@ def _side(bench: Bench, key: str, label: str, server: Server, method: str, body:
             counter = _Perf.start(perf, server.proc.pids())
             try:
                 return h2load(
-                    bench, server.port, [method], body, connections=connections, streams=streams,
+                    bench, server.port, [method], body, connections=connections, streams=streams, rate=rate,
                     tag=key.replace(":", "-"),
                 )  # fmt: skip
             finally:
@@ -91,7 +100,7 @@ def _side(bench: Bench, key: str, label: str, server: Server, method: str, body:
 
         measured = measure(bench, [server.proc], generate, server.metrics_port)
         if measured.rps:
-            measured.extra["server_cpu_us_per_rpc"] = measured.server_cpu / measured.rps * 1e6
+            measured.extra["server_cpu_us_per_rpc"] = measured.server_cpu_us_per_rpc
         if counted and counted[0] is not None and measured.requests:
             # perf also counts the warm-up, h2load does not: a few per cent high, alike for every side.
             measured.extra["instructions_per_rpc"] = counted[0] / measured.requests
@@ -168,6 +177,8 @@ def run(bench: Bench, report: Report) -> None:
     created = call_raw(service.port, "CreateTodo", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
     (responses / "CreateTodo.bin").write_bytes(created)
     servers["b0"] = start_b0(bench, "overhead-b0", bench.python, responses)
+    servers["b1"] = start_b1(bench, "overhead-b1")
+    labels["b1"] = "B1: the service's layers without the per-RPC wrapper"
     create = pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS))
     bodies = {
         "get": ("GetTodo", bench.body("get", pb.GetTodoRequest(id="bench-get"))),
@@ -180,14 +191,35 @@ def run(bench: Bench, report: Report) -> None:
             sides = [
                 _side(bench, f"{method}-{load}:{name}", f"{labels[name]}, {load}", server, rpc, body, load, counting)
                 for name, server in servers.items()
+                if name != "b1"
             ]
             alternate(bench, sides, results, f"overhead {method} {load}")
             all_sides += sides
+        # The decomposition at a fixed rate: B0, B1 (the layers without the per-RPC wrapper), the service (and
+        # the baseline revisions: a lever's before and after in CPU per RPC).
+        fixed = {
+            name: server
+            for name, server in servers.items()
+            if name in ("b0", "b1", "service") or name.startswith("at-")
+        }
+        sides = [
+            _side(bench, f"{method}-{FIXED}:{name}", f"{labels[name]}, {FIXED_CONNECTIONS} connections x "
+                  f"{FIXED_RATE} rps", server, rpc, body, FIXED, counting)
+            for name, server in fixed.items()
+        ]  # fmt: skip
+        alternate(bench, sides, results, f"overhead {method} {FIXED}")
+        all_sides += sides
     ratios = {name: ratio(results, a, b) for name, a, b in _ratio_names(refs)}
     for method in ("get", "create"):
         for load in LOADS:
             ratios[f"{method} {load} service/B0 per server CPU-s"] = ratio(
                 results, f"{method}-{load}:service", f"{method}-{load}:b0", "rps_per_server_cpu"
+            )
+    for method in ("get", "create"):
+        pairs = [("service", "b0"), ("b1", "b0"), ("service", "b1")] + [("service", f"at-{ref}") for ref in refs]
+        for a, b in pairs:
+            ratios[f"{method} {FIXED} {a}/{b} server CPU per RPC"] = ratio(
+                results, f"{method}-{FIXED}:{a}", f"{method}-{FIXED}:{b}", "server_cpu_us_per_rpc"
             )
     section = section_report(results, all_sides, ratios)
     section["perf"] = perf
