@@ -114,9 +114,15 @@ def _comparison(report: Report, title: str, key: str, out: Out) -> None:
     if key == "overhead":
         out(
             "GetTodo and CreateTodo at 4 connections x 16 streams and at 64 connections x 1 stream, the sides "
-            "alternated per load; then B0, B1 and the service at a fixed 1,920 requests per second (`fixed1920`: "
-            "64 connections x 30), where CPU per RPC splits the service's cost into the layers (B1 - B0) and the "
-            f"per-RPC wrapper (service - B1). `perf stat -e instructions`: {section['perf']}."
+            "alternated per load"
+            + (
+                "; then B0, B1 and the service at a fixed 1,920 requests per second (`fixed1920`: 64 connections "
+                "x 30), where CPU per RPC splits the service's cost into the layers (B1 - B0) and the per-RPC "
+                "wrapper (service - B1)"
+                if any("fixed" in side for side in section["summary"])
+                else ""
+            )
+            + f". `perf stat -e instructions`: {section['perf']}."
             + "".join(f" `at-{ref}`: the service at {rev}." for ref, rev in section.get("revisions", {}).items())
         )
         out("")
