@@ -237,7 +237,7 @@ image-test: install ## Build the image, then test it as built: configuration, co
 	./scripts/image-build.sh $(IMAGE) "$$base"; \
 	TODO_IMAGE=$(IMAGE) TODO_IMAGE_BASE="$$base" $(BIN)/pytest tests/image
 
-bench: install tools ## Benchmarks (not part of check; ~13 min): writes benchmarks/results/<date>.md and .json
+bench: install tools ## Benchmarks (not part of check; ~16 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
