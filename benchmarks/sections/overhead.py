@@ -20,6 +20,7 @@ each lever. Ratios: every side / B0, and each side / the one before it
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import shutil
 import signal
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-from benchmarks.common import CONTENT, PINNED_GRPCIO, REPO, TAGS, Report, log
+from benchmarks.common import CONTENT, PINNED_GRPCIO, REPO, TAGS, Report, log, median
 from benchmarks.context import Bench
 from benchmarks.grpc_calls import call_raw, ensure_entry, wait_serving
 from benchmarks.launch import Server, start_b0, start_b1, start_service
@@ -39,12 +40,13 @@ from benchmarks.measure import Results, Run, Side, alternate, measure, ratio, se
 from benchmarks.procs import run_text
 from todo.v1 import todo_service_pb2 as pb
 
-LOADS = {"4x16": (4, 16), "64x1": (64, 1)}
+LOADS = {"4x16": (4, 16), "64x1": (64, 1)}  # at saturation: (connections, streams)
 # A fixed offered load below every server's saturation: 64 connections x 30 requests per second each.
 # Every server then works in the same batching regime, and its CPU per RPC compares layers more
 # steadily than requests per second at saturation (which mixes in how the one core is scheduled).
 FIXED_CONNECTIONS, FIXED_RATE = 64, 30
 FIXED = f"fixed{FIXED_CONNECTIONS * FIXED_RATE}"
+SHAPES = {**LOADS, FIXED: (FIXED_CONNECTIONS, 1)}
 
 
 def perf_status() -> str:
@@ -82,7 +84,7 @@ class _Perf:
 
 
 def _side(bench: Bench, key: str, label: str, server: Server, method: str, body: Path, load: str, perf: bool) -> Side:
-    connections, streams = LOADS.get(load, (FIXED_CONNECTIONS, 1))
+    connections, streams = SHAPES[load]
     rate = FIXED_RATE if load == FIXED else None
 
     def run() -> Run:
@@ -99,8 +101,6 @@ def _side(bench: Bench, key: str, label: str, server: Server, method: str, body:
                 counted.append(counter.stop())
 
         measured = measure(bench, [server.proc], generate, server.metrics_port)
-        if measured.rps:
-            measured.extra["server_cpu_us_per_rpc"] = measured.server_cpu_us_per_rpc
         if counted and counted[0] is not None and measured.requests:
             # perf also counts the warm-up, h2load does not: a few per cent high, alike for every side.
             measured.extra["instructions_per_rpc"] = counted[0] / measured.requests
@@ -142,13 +142,14 @@ def _ratio_names(refs: list[str]) -> list[tuple[str, str, str]]:
 def _per_rpc(results: Results) -> dict[str, dict[str, float | None]]:
     """Median server CPU-us and instructions per RPC of each side."""
 
-    def med(runs: list[Run], name: str) -> float | None:
-        values = sorted(r.extra[name] for r in runs if name in r.extra and r.extra[name] == r.extra[name])
-        return values[len(values) // 2] if values else None
+    def med(values: list[float]) -> float | None:
+        present = [value for value in values if not math.isnan(value)]  # NaN: a run without requests
+        return median(present) if present else None
 
     return {
-        key: {"server_cpu_us_per_rpc": med(runs, "server_cpu_us_per_rpc"),
-              "instructions_per_rpc": med(runs, "instructions_per_rpc")}
+        key: {"server_cpu_us_per_rpc": med([r.server_cpu_us_per_rpc for r in runs]),
+              "instructions_per_rpc": med([r.extra["instructions_per_rpc"] for r in runs
+                                           if "instructions_per_rpc" in r.extra])}
         for key, runs in results.items()
     }  # fmt: skip
 

@@ -35,8 +35,8 @@ def _set_time(target: Timestamp, moment: datetime) -> None:
     target.nanos = rest * 1_000_000
 
 
-def fill(todo: pb.Todo, entry: TodoEntry) -> pb.Todo:
-    """Write `entry` into `todo` (an empty message, typically a response's field), tags sorted; returns `todo`.
+def fill(todo: pb.Todo, entry: TodoEntry) -> None:
+    """Write `entry` into `todo` (an empty message, typically a response's field), tags sorted.
 
     In place: a response built around its `todo` field is never copied, and
     each Timestamp is set field by field rather than built and copied in.
@@ -51,7 +51,6 @@ def fill(todo: pb.Todo, entry: TodoEntry) -> pb.Todo:
     else:
         _set_time(todo.update_time, entry.updated_at)
     todo.etag = entry.etag
-    return todo
 
 
 def _bounded(values: Sequence[str], limit: int) -> tuple[str, ...]:
