@@ -125,7 +125,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
         mongo_entries=args.mongo_entries,
         results=Path(args.results) if args.results else default_results,
         keep_work=args.keep_work,
-        quick=args.quick,
         baseline=args.baseline,
         tag=args.tag,
     )
@@ -140,6 +139,7 @@ def run_sections(bench: Bench, report: Report) -> None:
         except Exception:
             report["errors"][name] = traceback.format_exc()
             log(f"section {name} FAILED:\n{report['errors'][name]}")
+        finally:  # a section's servers end with it (the shared database stays for the next)
             stop_all(keep=bench.database.proc if bench.database else None)
         report.setdefault("section_seconds", {})[name] = round(time.perf_counter() - section_began, 1)
         log(f"section {name} done in {time.perf_counter() - section_began:.0f}s")

@@ -36,7 +36,6 @@ class Options:
     mongo_entries: int
     results: Path
     keep_work: bool
-    quick: bool = False
     baseline: str = ""  # a git revision whose service the overhead section also measures
     tag: str = ""  # appended to the results' file names: <date>-<tag>.md
 

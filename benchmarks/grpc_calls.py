@@ -38,11 +38,11 @@ def call_raw(port: int, method: str, request: Message, timeout: float = 10) -> b
         return bytes(rpc(request.SerializeToString(), timeout=timeout))
 
 
-def create_entries(port: int, count: int, prefix: str = "entry") -> None:
+def create_entries(port: int, count: int) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         rpc = channel.unary_unary(f"/{SERVICE}/CreateTodo", None, None)
         for index in range(count):
-            todo = pb.Todo(content=f"{prefix} {index}: {CONTENT}", tags=TAGS[: index % 3])
+            todo = pb.Todo(content=f"entry {index}: {CONTENT}", tags=TAGS[: index % 3])
             rpc(pb.CreateTodoRequest(todo=todo).SerializeToString(), timeout=10)
 
 

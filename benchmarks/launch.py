@@ -40,7 +40,6 @@ def start_service(
     name: str,
     cpus: str | None = None,
     entry: list[str] | None = None,
-    metrics: bool = True,
     cwd: Path | None = None,
     **env: str,
 ) -> Server:
@@ -49,12 +48,11 @@ def start_service(
     `cwd`: where `python -m service` finds the `service` package (default: this checkout).
     """
     port = free_port()
-    metrics_port = free_port() if metrics else None
+    metrics_port = free_port()
     settings = {"TODO_GRPC_ADDRESS": f"127.0.0.1:{port}", **env}
     if "TODO_MONGODB_URI" in settings:  # required with MongoDB; the run's services share it
         settings.setdefault("TODO_PAGE_TOKEN_SECRET", BENCH_PAGE_TOKEN_SECRET)
-    if metrics_port is not None:
-        settings["TODO_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_port}"
+    settings["TODO_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_port}"
     argv = [bench.python, *(entry or ["-m", "service"])]
     proc = Proc(name, argv, cpus or bench.server_cpu, bench.logs, env=clean_env(**settings), cwd=cwd or REPO)
     return Server(proc, port, metrics_port, health=True)

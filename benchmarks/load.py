@@ -45,14 +45,13 @@ def h2load(
     methods: list[str],
     body: Path,
     *,
-    seconds: float | None = None,
     requests: int | None = None,
     connections: int | None = None,
     streams: int | None = None,
     rate: int | None = None,
     tag: str = "run",
 ) -> Load:
-    """One timed (`seconds`, after the warm-up) or counted (`requests`) h2load run; `rate`: requests per second
+    """One timed (`bench.seconds`, after the warm-up) or counted (`requests`) h2load run; `rate`: requests per second
     per connection (h2load --rps), a fixed offered load instead of as many as the server answers."""
     log_file = bench.work / f"h2load-{tag}-{time.monotonic_ns()}.log"
     options = ["--log-file", str(log_file)]
@@ -62,8 +61,8 @@ def h2load(
         options += ["-n", str(requests)]
         timeout = 600.0
     else:
-        options += ["-D", ms(seconds or bench.seconds), "--warm-up-time", ms(bench.warmup)]
-        timeout = (seconds or bench.seconds) + bench.warmup + 60
+        options += ["-D", ms(bench.seconds), "--warm-up-time", ms(bench.warmup)]
+        timeout = bench.seconds + bench.warmup + 60
     argv = h2load_argv(bench, port, methods, body, connections or bench.connections, streams or bench.streams, options)
     done = run_measured(argv, bench.load_cpu, timeout)
     return _parse_h2load(done, log_file, counted=requests is not None)
@@ -107,9 +106,9 @@ def _parse_h2load(done: Finished, log_file: Path, counted: bool) -> Load:
     return Load(rps, requests, failed, p50, p99, mean, done.cpu, done.wall)
 
 
-def wrk(bench: Bench, url: str, script: Path | None = None, seconds: float | None = None) -> Load:
+def wrk(bench: Bench, url: str, script: Path | None = None) -> Load:
     """A warm-up run (not counted: wrk has no warm-up option), then the timed one."""
-    seconds = seconds or bench.seconds
+    seconds = bench.seconds
     options = ["-t1", f"-c{bench.connections}", "--latency", "--timeout", "10s"]
     if script is not None:
         options += ["-s", str(script)]

@@ -82,5 +82,3 @@ def run(bench: Bench, report: Report) -> None:
         if version != PINNED_GRPCIO
     }
     report["grpcio_releases"] = section_report(results, sides, ratios)
-    for server in servers.values():
-        server.proc.stop()

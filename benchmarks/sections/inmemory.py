@@ -148,5 +148,3 @@ def run(bench: Bench, report: Report) -> None:
     report["inmemory"] = section_report(results, sides, _ratios(results, list(b0s), default_loop, other_loop))
     if "profile" not in bench.options.skip:
         profile.run(bench, report, services["service"], get_body, create_body)
-    for server in [*services.values(), *b0s.values(), b1, seed, seed_quiet]:
-        server.proc.stop()

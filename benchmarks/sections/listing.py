@@ -54,5 +54,3 @@ def run(bench: Bench, report: Report) -> None:
         f"middle page rps {large}/{small}": ratio(results, f"list-middle:{large}", f"list-middle:{small}"),
     }
     report["list"] = {"entries": sizes, **section_report(results, sides, ratios)}
-    for server in servers.values():
-        server.proc.stop()

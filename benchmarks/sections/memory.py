@@ -58,7 +58,6 @@ def run(bench: Bench, report: Report) -> None:
         )
         log(f"memory: {done:,} requests, RSS {points[-1]['rss_kib'] / 1024:.1f} MiB")
     codes_after = handled_codes(server.metrics_port)
-    server.proc.stop()
     report["memory"] = {
         "points": points,
         "mix": [{"share": share, "methods": methods} for share, methods, _ in MEMORY_MIX],

@@ -8,7 +8,6 @@ cost what B0's does, with B0 from the in-memory section of the same run.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from benchmarks.context import Bench
 from benchmarks.grpc_calls import create_entries, ensure_entry, wait_serving
 from benchmarks.launch import database, ferretdb_version, start_service
 from benchmarks.load import Load
-from benchmarks.measure import Results, Run, Side, alternate, grpc_side, measure, ratio, summary
+from benchmarks.measure import Results, Run, Side, alternate, grpc_side, measure, ratio, section_report
 from benchmarks.procs import Proc, run_measured
 from benchmarks.sections import explain, profile
 from todo.v1 import todo_service_pb2 as pb
@@ -126,22 +125,18 @@ def run(bench: Bench, report: Report) -> None:
         *[_driver_side(bench, driver, "create", uri, others) for driver in DRIVERS],
     ]
     alternate(bench, write_sides, results, "mongo create")
-    for server in servers.values():
-        server.proc.stop()
-    summaries = {key: summary(runs) for key, runs in results.items()}
+    ratios = {
+        "get motor/pymongo": ratio(results, "get:service-motor", "get:service-pymongo"),
+        "create motor/pymongo": ratio(results, "create:service-motor", "create:service-pymongo"),
+        "list50 motor/pymongo": ratio(results, "list50:service-motor", "list50:service-pymongo"),
+        "get raw motor/pymongo": ratio(results, "get:driver-motor", "get:driver-pymongo"),
+        "create raw motor/pymongo": ratio(results, "create:driver-motor", "create:driver-pymongo"),
+    }
+    section = section_report(results, read_sides + write_sides + list_sides, ratios)
     report["mongo"] = {
         "uri": uri,
         "concurrency": bench.connections * bench.streams,
         "entries_per_database_before_writes": bench.options.mongo_entries + 1,
-        "runs": {key: [asdict(r) for r in runs] for key, runs in results.items()},
-        "summary": summaries,
-        "labels": {side.key: side.label for side in read_sides + write_sides + list_sides},
-        "harmonic": _harmonic(report, summaries),
-        "ratios": {
-            "get motor/pymongo": ratio(results, "get:service-motor", "get:service-pymongo"),
-            "create motor/pymongo": ratio(results, "create:service-motor", "create:service-pymongo"),
-            "list50 motor/pymongo": ratio(results, "list50:service-motor", "list50:service-pymongo"),
-            "get raw motor/pymongo": ratio(results, "get:driver-motor", "get:driver-pymongo"),
-            "create raw motor/pymongo": ratio(results, "create:driver-motor", "create:driver-pymongo"),
-        },
+        **section,
+        "harmonic": _harmonic(report, section["summary"]),
     }

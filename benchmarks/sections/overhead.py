@@ -111,7 +111,7 @@ def _side(bench: Bench, key: str, label: str, server: Server, method: str, body:
 
 def _baseline_tree(bench: Bench, ref: str) -> Path:
     """`ref`'s service/ tree in a temporary directory (outside the repository: no second `service` package for
-    mypy or pytest to find), removed with the work directory's other leftovers by `run`."""
+    mypy or pytest to find); `run` removes it, whatever happens."""
     target = Path(tempfile.mkdtemp(prefix=f"todo-bench-{re.sub(r'[^A-Za-z0-9_.-]', '_', ref)}-"))
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", "--format=tar", ref, "service"], capture_output=True, check=True
@@ -155,12 +155,20 @@ def _per_rpc(results: Results) -> dict[str, dict[str, float | None]]:
 
 
 def run(bench: Bench, report: Report) -> None:
+    trees: list[Path] = []  # the --baseline revisions' service/ trees
+    try:
+        _run(bench, report, trees)
+    finally:
+        for tree in trees:
+            shutil.rmtree(tree, ignore_errors=True)
+
+
+def _run(bench: Bench, report: Report, trees: list[Path]) -> None:
     perf = perf_status()
     log(f"perf stat -e instructions: {perf}")
     counting = perf == "ok"
     refs = [ref for ref in bench.options.baseline.split(",") if ref]
     servers: dict[str, Server] = {}
-    trees: list[Path] = []
     labels = {"b0": f"B0 bare grpc.aio {PINNED_GRPCIO}", "service": "service (this checkout), defaults"}
     for ref in refs:
         tree = _baseline_tree(bench, ref)
@@ -198,15 +206,10 @@ def run(bench: Bench, report: Report) -> None:
             all_sides += sides
         # The decomposition at a fixed rate: B0, B1 (the layers without the per-RPC wrapper), the service (and
         # the baseline revisions: a lever's before and after in CPU per RPC).
-        fixed = {
-            name: server
-            for name, server in servers.items()
-            if name in ("b0", "b1", "service") or name.startswith("at-")
-        }
         sides = [
             _side(bench, f"{method}-{FIXED}:{name}", f"{labels[name]}, {FIXED_CONNECTIONS} connections x "
                   f"{FIXED_RATE} rps", server, rpc, body, FIXED, counting)
-            for name, server in fixed.items()
+            for name, server in servers.items()
         ]  # fmt: skip
         alternate(bench, sides, results, f"overhead {method} {FIXED}")
         all_sides += sides
@@ -228,7 +231,3 @@ def run(bench: Bench, report: Report) -> None:
     section["revisions"] = {ref: _rev(ref) for ref in refs}
     section["per_rpc"] = _per_rpc(results)
     report["overhead"] = section
-    for server in servers.values():
-        server.proc.stop()
-    for tree in trees:
-        shutil.rmtree(tree, ignore_errors=True)

@@ -40,5 +40,3 @@ def run(bench: Bench, report: Report) -> None:
         "processes": {"workers-1": len(one.proc.pids()), "workers-2": len(two.proc.pids())},
         **section_report(results, sides, ratios),
     }
-    one.proc.stop()
-    two.proc.stop()
