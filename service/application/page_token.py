@@ -12,23 +12,21 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from service.domain.errors import ValidationError
 from service.domain.repository import Cursor
-from service.domain.todo_entry import millis
+from service.domain.todo_entry import MAX_ID_LENGTH, from_millis, millis
 
 _VERSION = 1
 _MAC_BYTES = 16
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_MILLIS = millis(datetime(1, 1, 1, tzinfo=UTC))
 _MAX_MILLIS = millis(datetime(9999, 12, 31, tzinfo=UTC))
-MAX_ENTRY_ID_CHARS = 128
 # The longest token this service issues: a MAC and a JSON array of the
 # version, a time of at most 15 characters, an id of at most 128 characters
 # (6 bytes each when JSON escapes them) and a 16-character fingerprint, in
 # unpadded base64: about 1.1 KB. Anything longer is refused before it is decoded.
-MAX_TOKEN_CHARS = 4 * (_MAC_BYTES + len('[1,-99999999999999,"",""]') + 6 * MAX_ENTRY_ID_CHARS + 16 + 2) // 3 + 4
+MAX_TOKEN_CHARS = 4 * (_MAC_BYTES + len('[1,-99999999999999,"",""]') + 6 * MAX_ID_LENGTH + 16 + 2) // 3 + 4
 
 
 class PageTokenCodec:
@@ -95,9 +93,9 @@ def _parse(payload: bytes) -> tuple[Cursor | None, str]:
         return None, ""
     if not (_MIN_MILLIS <= created_ms <= _MAX_MILLIS and isinstance(entry_id, str) and isinstance(fingerprint, str)):
         return None, ""
-    if not 0 < len(entry_id) <= MAX_ENTRY_ID_CHARS or not _encodable(entry_id):
+    if not 0 < len(entry_id) <= MAX_ID_LENGTH or not _encodable(entry_id):
         return None, ""
-    return Cursor(created_at=_EPOCH + timedelta(milliseconds=created_ms), entry_id=entry_id), fingerprint
+    return Cursor(created_at=from_millis(created_ms), entry_id=entry_id), fingerprint
 
 
 def _encodable(text: str) -> bool:

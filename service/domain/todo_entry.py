@@ -43,22 +43,23 @@ def normalize_content(raw: str) -> str:
     return content
 
 
-def _tag_problem(tag: str) -> str | None:
+def _normalized_tag(raw: str) -> tuple[str, str | None]:
+    """The trimmed, lower-cased tag and what is wrong with it (None: nothing); an overlong raw tag is not read."""
+    if len(raw) > MAX_RAW_TAG_LENGTH:
+        return "", f"must be at most {MAX_TAG_LENGTH} characters"
+    tag = raw.strip().lower()
     if not tag:
-        return "must not be empty"
+        return tag, "must not be empty"
     if len(tag) > MAX_TAG_LENGTH:
-        return f"must be at most {MAX_TAG_LENGTH} characters"
+        return tag, f"must be at most {MAX_TAG_LENGTH} characters"
     if TAG_PATTERN.fullmatch(tag) is None:
-        return f"must be {TAG_RULE}"
-    return None
+        return tag, f"must be {TAG_RULE}"
+    return tag, None
 
 
 def normalize_tag(raw: str) -> str:
     """A trimmed, lower-cased tag, or a ValidationError naming `tag`."""
-    if len(raw) > MAX_RAW_TAG_LENGTH:
-        raise ValidationError.single("tag", f"must be at most {MAX_TAG_LENGTH} characters")
-    tag = raw.strip().lower()
-    problem = _tag_problem(tag)
+    tag, problem = _normalized_tag(raw)
     if problem is not None:
         raise ValidationError.single("tag", problem)
     return tag
@@ -76,11 +77,7 @@ def normalize_tags(raw: Sequence[str]) -> frozenset[str]:
     tags: set[str] = set()
     violations: list[FieldViolation] = []
     for index, item in enumerate(raw):
-        if len(item) > MAX_RAW_TAG_LENGTH:
-            violations.append(FieldViolation(f"tags[{index}]", f"must be at most {MAX_TAG_LENGTH} characters"))
-            continue
-        tag = item.strip().lower()
-        problem = _tag_problem(tag)
+        tag, problem = _normalized_tag(item)
         if problem is None:
             tags.add(tag)
         else:
@@ -122,6 +119,11 @@ def millis(moment: datetime) -> int:
     # Exact integer arithmetic in C: aware subtraction honours any offset, and
     # timedelta // timedelta floors.
     return (moment - _EPOCH) // _ONE_MILLISECOND
+
+
+def from_millis(milliseconds: int) -> datetime:
+    """The UTC datetime `milliseconds` after the epoch (the inverse of `millis`)."""
+    return _EPOCH + timedelta(milliseconds=milliseconds)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

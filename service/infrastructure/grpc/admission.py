@@ -28,10 +28,6 @@ class Admission:
         self.retry_after_seconds = retry_after_seconds
         self._in_flight = 0
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     def try_enter(self) -> bool:
         """Take a slot; False when every slot is taken."""
         if self._in_flight >= self.limit:

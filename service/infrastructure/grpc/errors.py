@@ -10,6 +10,7 @@ trailer always match the call's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
@@ -37,6 +38,7 @@ ERROR_DOMAIN: str = _REASONS.GetOptions().Extensions[error_reason_pb2.error_doma
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
+@functools.cache  # a fixed contract: looked up once per reason
 def status_code(reason: Reason) -> grpc.StatusCode:
     """The status code the contract gives `reason` (its `status_code` option)."""
     options = _REASONS.values_by_name[ErrorReason.Name(reason)].GetOptions()  # ValueError when not a reason
@@ -154,6 +156,7 @@ def unhandled_exception_status(request_id: str) -> grpc.Status:
     return rich_status(ErrorReason.UNHANDLED_EXCEPTION, "internal error", metadata={"request_id": request_id})
 
 
+@functools.cache  # the same for every refused call: built once, not while the server is overloaded
 def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Status:
     return rich_status(
         ErrorReason.CONCURRENCY_LIMIT_REACHED,
@@ -163,6 +166,7 @@ def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Sta
     )
 
 
+@functools.cache  # a constant
 def malformed_request_status() -> grpc.Status:
     return rich_status(
         ErrorReason.MALFORMED_REQUEST, "the request is not a valid protobuf message of the expected type"

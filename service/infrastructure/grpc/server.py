@@ -12,7 +12,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
 from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
-from service.infrastructure.observability.metrics import Metrics
 from service.infrastructure.startup import StartupError
 from todo.v1 import error_reason_pb2
 
@@ -129,14 +128,14 @@ class RunningServer:
                 await self.health_server.stop(0)
 
 
-async def start_server(servicer: TodoServicer, settings: Settings, *, metrics: Metrics | None = None) -> RunningServer:
+async def start_server(servicer: TodoServicer, settings: Settings) -> RunningServer:
     """Serve `servicer` on `settings.grpc_address`, with health and (when on) reflection; port 0 picks a free port.
 
     With `settings.health_address`, a second plaintext listener serves the
     same health statuses (grpc.health.v1 only) there. Health answers
-    NOT_SERVING until the caller calls `set_serving(True)`. `metrics` (default:
-    the servicer's) counts the open Watch streams. Raises StartupError when
-    an address cannot be bound.
+    NOT_SERVING until the caller calls `set_serving(True)`. The servicer's
+    metrics count the open Watch streams. Raises StartupError when an address
+    cannot be bound.
     """
     address = settings.grpc_address
     knobs = settings.server
@@ -148,7 +147,7 @@ async def start_server(servicer: TodoServicer, settings: Settings, *, metrics: M
     # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
-    health_servicer = CappedHealthServicer(knobs.max_health_watches, metrics or servicer.metrics)
+    health_servicer = CappedHealthServicer(knobs.max_health_watches, servicer.metrics)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in READINESS_NAMES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
