@@ -1,12 +1,18 @@
-"""Test helpers shared by every suite: a controllable clock and id generator."""
+"""Test helpers shared by every suite: a controllable clock and id generator, ports, log lines, metrics."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import socket
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.infrastructure.observability.logs import request_id_var, trace_id_var
 
@@ -57,3 +63,39 @@ def preserved_logging() -> Iterator[None]:
         root.setLevel(level)
         request_id_var.set(None)
         trace_id_var.set(None)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a process's output (other lines skipped)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def log_timestamp(value: str) -> float:
+    """A log line's `time` ("...Z") as seconds since the epoch."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    """Every sample of a Prometheus endpoint, keyed by name and sorted labels."""
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL of our own)
+        text = response.read().decode()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value (0 when absent)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)

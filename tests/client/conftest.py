@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from service.infrastructure.grpc.server import RunningServer
 from tests.stores import serving
+from tests.support import free_port
 from todo_client import RetryPolicy, TodoClient
 
 # Short backoffs keep the retry tests quick; the shape is the default's.
@@ -44,7 +44,4 @@ async def client(target: str) -> AsyncIterator[TodoClient]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    return free_port()

@@ -32,6 +32,7 @@ from tests.client.certificates import CertificateAuthority
 from tests.deploy import server_contract as contract
 from tests.e2e.process import REPO, ServiceProcess, installed_tool
 from tests.mongo_server import MongoServer
+from tests.support import free_port
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -159,9 +160,7 @@ def test_the_health_listener_serves_the_probes_while_the_main_port_requires_mtls
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         (tmp_path / name).chmod(0o600)
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        health_port = free.getsockname()[1]
+    health_port = free_port()
     env = {
         "TODO_TLS_CERT_FILE": str(tmp_path / "server.pem"),
         "TODO_TLS_KEY_FILE": str(tmp_path / "server.key"),

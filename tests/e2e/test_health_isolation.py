@@ -24,7 +24,7 @@ from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.e2e.process import ServiceProcess
 from tests.e2e.slow_service import SlowReads
-from tests.e2e.test_observability import scrape, value
+from tests.support import scrape, value
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc

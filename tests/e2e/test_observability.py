@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import re
-import socket
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,12 +14,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.infrastructure.observability.telemetry import Telemetry
 from tests.e2e.process import ServiceProcess
 from tests.mongo_server import MongoServer
 from tests.stores import serving
+from tests.support import free_port, json_lines, scrape, value
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -34,7 +31,7 @@ class Traced:
     log: io.StringIO
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.startswith("{")]
+        return json_lines(self.log.getvalue())
 
 
 @pytest.fixture(params=["mongo-motor", "mongo-pymongo"])
@@ -85,21 +82,6 @@ async def test_incoming_trace_context_is_continued(traced: Traced) -> None:
     await traced.stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="child")), metadata=metadata)
     server = spans_named(traced.spans.get_finished_spans(), "todo.v1.TodoService/")[0]
     assert format(server.context.trace_id, "032x") == parent_trace
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL of our own)
-        text = response.read().decode()
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    return samples.get(key, 0.0)
 
 
 GET = {"grpc_type": "unary", "grpc_service": "todo.v1.TodoService", "grpc_method": "GetTodo"}
@@ -172,7 +154,7 @@ def test_access_log_line_per_rpc_with_request_id_returned_in_metadata(mongo_serv
         assert service.terminate() == 0
     assert given == "abc-123"
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
-    lines = [json.loads(line) for line in service.output.splitlines() if line.startswith("{")]
+    lines = json_lines(service.output)
     access = [line for line in lines if line["logger"] == "service.access"]
     assert len(access) == 2
     create, get = access
@@ -207,7 +189,7 @@ def test_sigterm_right_after_a_burst_loses_no_access_line() -> None:
 
         asyncio.run(burst())
         assert service.terminate() == 0  # at once: the last lines are still in the buffer
-    lines = [json.loads(line) for line in service.output.splitlines() if line.startswith("{")]
+    lines = json_lines(service.output)
     ids = [line["request_id"] for line in lines if line["logger"] == "service.access"]
     assert ids == [f"burst-{number}" for number in range(calls_made)]
 
@@ -224,15 +206,13 @@ def test_access_log_switch_off_writes_no_access_line() -> None:
 
         asyncio.run(one_call())
         assert service.terminate() == 0
-    loggers = {json.loads(line)["logger"] for line in service.output.splitlines() if line.startswith("{")}
+    loggers = {line["logger"] for line in json_lines(service.output)}
     assert "service" in loggers  # the service still logs its start and stop
     assert "service.access" not in loggers
 
 
 def test_database_credentials_never_reach_the_log() -> None:
-    with socket.socket() as probe:  # a loopback port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a loopback port nobody listens on
     env = {
         "TODO_MONGODB_URI": f"mongodb://admin:s3cret-pw@127.0.0.1:{port}/?authSource=admin",
         "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS": "0.2",

@@ -6,10 +6,8 @@ import asyncio
 import dataclasses
 import json
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import cast
 
 import grpc
@@ -24,28 +22,18 @@ from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.e2e.process import ServiceProcess
 from tests.e2e.slow_service import SlowReads
-from tests.e2e.test_observability import scrape, value
 from tests.mongo_server import MongoServer
+from tests.support import free_port, json_lines, log_timestamp, scrape, value
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc
 
 
-def json_lines(output: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
 def log_time(output: str, message_start: str) -> float:
     for line in json_lines(output):
         if str(line["message"]).startswith(message_start):
-            return datetime.fromisoformat(str(line["time"]).replace("Z", "+00:00")).timestamp()
+            return log_timestamp(str(line["time"]))
     raise AssertionError(f"no log line starting with {message_start!r}:\n{output}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_no_write(

@@ -14,15 +14,12 @@ The figures are printed (`pytest -s`): shares, writes, errors, late RPCs.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from tests.e2e.process import ServiceProcess
-from tests.e2e.test_observability import scrape
-from tests.e2e.test_operability import free_port
 from tests.mongo_server import MongoServer
+from tests.support import free_port, json_lines, log_timestamp, scrape
 from todo_client import TodoClient, TodoError
 
 REPLICAS = 3
@@ -64,20 +61,18 @@ class Replica:
         )
 
 
-def _time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def late_rpcs(log: str) -> tuple[int, int]:
     """RPCs a replica began after it turned NOT_SERVING: (within the propagation allowance, after it)."""
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    lines = json_lines(log)
     [draining] = [
-        _time(line["time"]) for line in lines if str(line.get("message", "")).startswith("shutting down: health NOT")
+        log_timestamp(line["time"])
+        for line in lines
+        if str(line.get("message", "")).startswith("shutting down: health NOT")
     ]
     early = late = 0
     for line in lines:
         if str(line.get("method", "")).startswith("/todo.v1.TodoService/"):
-            began = _time(line["time"]) - float(line["duration_ms"]) / 1000
+            began = log_timestamp(line["time"]) - float(line["duration_ms"]) / 1000
             if began > draining + PROPAGATION_SECONDS:
                 late += 1
             elif began > draining:
