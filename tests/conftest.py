@@ -6,10 +6,12 @@ import io
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from service.infrastructure.observability.logs import configure_logging
+from tests.e2e.process import installed_tool
 from tests.mongo_server import MongoServer, describe, temporary_ferretdb
 from tests.support import FakeClock, SequentialIds, preserved_logging
 
@@ -30,6 +32,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_atomic_cas: needs single-document atomic compare-and-set under concurrent writers, which "
         "MongoDB guarantees and FerretDB v1 does not (its conditional update is read-then-write)",
     )
+
+
+@pytest.fixture(scope="module")
+def health_probe() -> Path:
+    """The project's pinned grpc-health-probe (TODO_GRPC_HEALTH_PROBE overrides)."""
+    return Path(installed_tool("grpc-health-probe", "TODO_GRPC_HEALTH_PROBE"))
 
 
 @pytest.fixture(scope="session")

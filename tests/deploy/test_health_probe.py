@@ -30,7 +30,7 @@ import pytest
 
 from tests.client.certificates import CertificateAuthority
 from tests.deploy import server_contract as contract
-from tests.e2e.process import REPO, ServiceProcess, installed_tool
+from tests.e2e.process import REPO, ServiceProcess
 from tests.mongo_server import MongoServer
 from tests.support import free_port
 from todo.v1 import todo_service_pb2 as pb
@@ -41,11 +41,6 @@ SERVING = 0
 CONNECTION_FAILURE = 2
 RPC_FAILURE = 3
 UNHEALTHY = 4  # the server answered with a status other than SERVING
-
-
-@pytest.fixture(scope="module")
-def health_probe() -> Path:
-    return Path(installed_tool("grpc-health-probe", "TODO_GRPC_HEALTH_PROBE"))
 
 
 def probe(binary: Path, address: str, service: str) -> subprocess.CompletedProcess[str]:

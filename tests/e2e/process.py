@@ -1,12 +1,14 @@
-"""Processes under test: stderr collected line by line, waited on by pattern.
+"""Processes under test: stderr collected line by line, waited on by pattern; the pinned tools.
 
-`LoggedProcess` runs any argv (the image tests start an installed
-ENTRYPOINT); `ServiceProcess` runs `python -m service` (or another module)
-from the repository with TODO_* settings and finds the port it bound.
+`LoggedProcess` runs an argv (the base of `ServiceProcess`); `ServiceProcess`
+runs `python -m service` (or another module) from the repository with TODO_*
+settings and finds the port it bound. `installed_tool` finds a pinned tool
+(grpcurl, grpc-health-probe, ...), `grpcurl` runs grpcurl against an address.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
@@ -153,3 +155,16 @@ def tool(variable: str, default: Path, how: str) -> Path:
 def installed_tool(name: str, variable: str) -> str:
     """A pinned tool `make tools` installs into .tools/bin (grpcurl, ghz, grpcui, kustomize, ...)."""
     return str(tool(variable, REPO / ".tools" / "bin" / name, "run `make tools` (make check does) to install it"))
+
+
+def grpcurl_binary() -> str:
+    """The project's pinned grpcurl (TODO_GRPCURL overrides)."""
+    return installed_tool("grpcurl", "TODO_GRPCURL")
+
+
+def grpcurl(address: str, *args: str, data: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+    """grpcurl in plaintext against `address`, with `data` as the JSON request body."""
+    argv = [grpcurl_binary(), "-plaintext"]
+    if data is not None:
+        argv += ["-d", json.dumps(data)]
+    return subprocess.run([*argv, address, *args], capture_output=True, text=True, timeout=30, check=False)

@@ -15,27 +15,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.process import REPO, installed_tool, running_service
+from tests.e2e.process import REPO, grpcurl, grpcurl_binary, running_service
 from todo.v1 import todo_service_pb2 as pb
 
 README_ADDRESS = "localhost:50051"
-
-
-def grpcurl_binary() -> str:
-    return installed_tool("grpcurl", "TODO_GRPCURL")
 
 
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
     with running_service() as served:
         yield served
-
-
-def grpcurl(address: str, *args: str, data: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    argv = [grpcurl_binary(), "-plaintext"]
-    if data is not None:
-        argv += ["-d", json.dumps(data)]
-    return subprocess.run([*argv, address, *args], capture_output=True, text=True, timeout=30, check=False)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:

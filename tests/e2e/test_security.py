@@ -22,10 +22,8 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.client.certificates import CertificateAuthority
-from tests.deploy.test_health_probe import health_probe as health_probe  # noqa: PLC0414 (a fixture, used by name)
-from tests.e2e.process import REPO, ServiceProcess
+from tests.e2e.process import REPO, ServiceProcess, grpcurl_binary
 from tests.e2e.rich_status import decode
-from tests.e2e.test_grpcurl import grpcurl_binary
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
