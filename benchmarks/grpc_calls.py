@@ -6,6 +6,7 @@ import re
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import grpc
 from google.protobuf.message import Message
@@ -44,6 +45,15 @@ def create_entries(port: int, count: int) -> None:
         for index in range(count):
             todo = pb.Todo(content=f"entry {index}: {CONTENT}", tags=TAGS[: index % 3])
             rpc(pb.CreateTodoRequest(todo=todo).SerializeToString(), timeout=10)
+
+
+def write_b0_responses(port: int, directory: Path) -> Path:
+    """What the service on `port` answers to GetTodo (of bench-get) and to a CreateTodo, as B0's canned responses."""
+    directory.mkdir(exist_ok=True)
+    (directory / "GetTodo.bin").write_bytes(call_raw(port, "GetTodo", pb.GetTodoRequest(id="bench-get")))
+    created = call_raw(port, "CreateTodo", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
+    (directory / "CreateTodo.bin").write_bytes(created)
+    return directory
 
 
 def ensure_entry(port: int, entry_id: str) -> None:

@@ -17,7 +17,7 @@ from benchmarks import service_api
 from benchmarks.common import BENCH, CONTENT, PINNED_GRPCIO, TAGS, Report, log
 from benchmarks.context import Bench
 from benchmarks.environment import installed_version, make_venv
-from benchmarks.grpc_calls import call_raw, ensure_entry, wait_serving
+from benchmarks.grpc_calls import ensure_entry, wait_serving, write_b0_responses
 from benchmarks.launch import Server, start_b0, start_b1, start_seed, start_service
 from benchmarks.load import wrk
 from benchmarks.measure import Results, Side, alternate, grpc_side, measure, ratio, section_report
@@ -83,12 +83,7 @@ def run(bench: Bench, report: Report) -> None:
         wait_serving(server.port)
         ensure_entry(server.port, "bench-get")
     # B0 serves byte-for-byte what the service answers.
-    responses = bench.work / "b0-responses"
-    responses.mkdir(exist_ok=True)
-    main = services["service"].port
-    (responses / "GetTodo.bin").write_bytes(call_raw(main, "GetTodo", pb.GetTodoRequest(id="bench-get")))
-    created = call_raw(main, "CreateTodo", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
-    (responses / "CreateTodo.bin").write_bytes(created)
+    responses = write_b0_responses(services["service"].port, bench.work / "b0-responses")
     b0s = {
         version: start_b0(bench, f"b0-grpcio-{version}", python, responses)
         for version, python in grpcio_pythons.items()
@@ -106,7 +101,7 @@ def run(bench: Bench, report: Report) -> None:
         seed_get_bytes = len(response.read())
     report["payloads"] = {
         "GetTodoResponse_bytes": len((responses / "GetTodo.bin").read_bytes()),
-        "CreateTodoResponse_bytes": len(created),
+        "CreateTodoResponse_bytes": (responses / "CreateTodo.bin").stat().st_size,
         "seed_get_bytes": seed_get_bytes,
     }
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from benchmarks.common import CONTENT, PINNED_GRPCIO, REPO, TAGS, Report, log, median
 from benchmarks.context import Bench
-from benchmarks.grpc_calls import call_raw, ensure_entry, wait_serving
+from benchmarks.grpc_calls import ensure_entry, wait_serving, write_b0_responses
 from benchmarks.launch import Server, start_b0, start_b1, start_service
 from benchmarks.load import Load, h2load
 from benchmarks.measure import Results, Run, Side, alternate, measure, ratio, section_report
@@ -180,11 +180,7 @@ def _run(bench: Bench, report: Report, trees: list[Path]) -> None:
     for server in servers.values():
         wait_serving(server.port)
         ensure_entry(server.port, "bench-get")
-    responses = bench.work / "overhead-b0-responses"
-    responses.mkdir(exist_ok=True)
-    (responses / "GetTodo.bin").write_bytes(call_raw(service.port, "GetTodo", pb.GetTodoRequest(id="bench-get")))
-    created = call_raw(service.port, "CreateTodo", pb.CreateTodoRequest(todo=pb.Todo(content=CONTENT, tags=TAGS)))
-    (responses / "CreateTodo.bin").write_bytes(created)
+    responses = write_b0_responses(service.port, bench.work / "overhead-b0-responses")
     servers["b0"] = start_b0(bench, "overhead-b0", bench.python, responses)
     servers["b1"] = start_b1(bench, "overhead-b1")
     labels["b1"] = "B1: the service's layers without the per-RPC wrapper"

@@ -30,15 +30,23 @@ from benchmarks.servers import b0
 from todo.v1 import todo_service_pb2 as pb
 
 
-def _bare(
+def bare(
     method: Callable[[Any, Any], Awaitable[Any]], parse: Callable[[bytes], Any]
-) -> grpc.RpcMethodHandler[bytes, bytes]:
+) -> Callable[[bytes, Any], Awaitable[bytes]]:
+    """A servicer method over raw bytes with nothing around it: parse, the method, serialize."""
+
     async def handle(raw: bytes, context: Any) -> bytes:
         response = await method(parse(raw), context)
         serialized: bytes = response.SerializeToString()
         return serialized
 
-    return grpc.unary_unary_rpc_method_handler(handle)
+    return handle
+
+
+def bare_handler(
+    method: Callable[[Any, Any], Awaitable[Any]], parse: Callable[[bytes], Any]
+) -> grpc.RpcMethodHandler[bytes, bytes]:
+    return grpc.unary_unary_rpc_method_handler(bare(method, parse))
 
 
 async def serve(port: int) -> None:
@@ -47,9 +55,9 @@ async def serve(port: int) -> None:
     await layers.create(CONTENT, TAGS, todo_id="bench-get")
     servicer = layers.servicer
     handlers = {
-        "GetTodo": _bare(servicer.GetTodo, pb.GetTodoRequest.FromString),
-        "CreateTodo": _bare(servicer.CreateTodo, pb.CreateTodoRequest.FromString),
-        "ListTodos": _bare(servicer.ListTodos, pb.ListTodosRequest.FromString),
+        "GetTodo": bare_handler(servicer.GetTodo, pb.GetTodoRequest.FromString),
+        "CreateTodo": bare_handler(servicer.CreateTodo, pb.CreateTodoRequest.FromString),
+        "ListTodos": bare_handler(servicer.ListTodos, pb.ListTodosRequest.FromString),
     }
     await b0.serve_handlers(port, handlers)
 
