@@ -28,21 +28,24 @@ _PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "ins
 
 def secret_or_file(env: EnvReader, name: str, file_name: str) -> str | None:
     """`name` or the content of the file `file_name` (a mounted secret; a final newline is dropped); not both."""
-    value, path = env.raw(name), env.file(file_name)
+    value, content = env.raw(name), env.read(file_name, None, _secret_file)
     if value is not None and env.raw(file_name) is not None:
         env.fail(f"{name} and {file_name} are both set: set one")
         return None
-    if path is None:
-        return value
+    return value if content is None else content
+
+
+def _secret_file(path: str) -> str:
+    """The text of a secret file, read once (missing, unreadable, not UTF-8 or empty: a ConfigError)."""
     try:
         with open(path, encoding="utf-8") as file:
             content = file.read().strip()
-    except (OSError, UnicodeDecodeError) as error:
-        env.fail(f"{file_name}={path!r} cannot be read as UTF-8 text: {error}")
-        return None
+    except OSError as error:
+        raise ConfigError(f"cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"cannot be read as UTF-8 text: {error}") from None
     if not content:
-        env.fail(f"{file_name}={path!r} is empty")
-        return None
+        raise ConfigError("is empty")
     return content
 
 
