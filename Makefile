@@ -27,6 +27,8 @@ GRPCURL := $(TOOLS)/bin/grpcurl
 GRPC_HEALTH_PROBE := $(TOOLS)/bin/grpc-health-probe
 FERRETDB := $(TOOLS)/bin/todo-ferretdb
 GHZ := $(TOOLS)/bin/ghz
+# A raw HTTP/2 client that ignores stream limits or resets its streams (tools/h2flood).
+H2FLOOD := $(TOOLS)/bin/h2flood
 GRPCUI := $(TOOLS)/bin/grpcui
 KUSTOMIZE := $(TOOLS)/bin/kustomize
 # checkov lives in its own virtual environment, pinned with hashes in
@@ -34,6 +36,7 @@ KUSTOMIZE := $(TOOLS)/bin/kustomize
 CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
+H2FLOOD_SOURCES := $(wildcard tools/h2flood/*.go) tools/h2flood/go.mod tools/h2flood/go.sum
 # One directory per pair of plugin versions, so a new pin never runs an old binary.
 PROTOC_PLUGINS := $(TOOLS)/protoc-plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_GO_GRPC_VERSION)
 # The Go example caller (clients/go/cmd/todo-example), run by tests/client/test_go_client.py.
@@ -90,6 +93,11 @@ $(GHZ):
 	@echo "make: building ghz $(GHZ_VERSION) into .tools/bin (first run only, about 2 min)"
 	GOBIN=$(TOOLS)/bin go install -ldflags "-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
+# The uncooperative HTTP/2 client of the overload benchmark and tests (tools/h2flood).
+$(H2FLOOD): $(H2FLOOD_SOURCES)
+	@echo "make: building h2flood into .tools/bin (first run only)"
+	cd tools/h2flood && go build -o $(H2FLOOD) .
+
 # protoc plugins for clients/go (scripts/generate-clients.sh).
 $(PROTOC_PLUGINS)/protoc-gen-go:
 	@echo "make: building protoc-gen-go $(PROTOC_GEN_GO_VERSION) into $(PROTOC_PLUGINS) (first run only)"
@@ -115,7 +123,7 @@ $(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
 	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
 	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
 
 # Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
 $(KUSTOMIZE):
@@ -221,7 +229,7 @@ clients-generated-check: install go-plugins ## Fail when clients/go/todo or clie
 
 # Environment for the tests that run installed tools.
 TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
-	TODO_GHZ=$(GHZ) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE)
+	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE)
 
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
 	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image

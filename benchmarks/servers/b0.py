@@ -8,8 +8,14 @@ given grpcio release, and it imports on any release (no generated code), so
 the same file measures the pinned release and the latest one.
 
     python -m benchmarks.servers.b0 --port 0 --responses DIR [--uvloop]   (from the repository root)
+        [--option grpc.max_concurrent_streams=4 ...] [--maximum-concurrent-rpcs N] [--refuse]
 
 prints `ready PORT` on stdout once it serves; SIGTERM or SIGINT stops it.
+The overload section (sections/overload.py) starts it with channel options
+(`--option`), with grpc.aio's own `maximum_concurrent_rpcs`, or with
+`--refuse`: every call is refused from the handler with RESOURCE_EXHAUSTED
+and a google.rpc.Status in the trailers of the service's refusal's size,
+what a refusal made in Python costs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,11 @@ import grpc
 SERVICE = "todo.v1.TodoService"
 
 
-def _handlers(responses: Path) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+# Stands for the service's google.rpc.Status trailer (ErrorInfo and RetryInfo): the same size, 212 bytes.
+_REFUSAL_DETAILS = bytes(212)
+
+
+def _handlers(responses: Path, refuse: bool = False) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     handlers = {}
     for method in ("GetTodo", "CreateTodo", "ListTodos"):
         path = responses / f"{method}.bin"
@@ -39,13 +49,28 @@ def _handlers(responses: Path) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]
             return canned
 
         # No (de)serializers: the handler sees and returns bytes.
-        handlers[method] = grpc.unary_unary_rpc_method_handler(handle)
+        handlers[method] = grpc.unary_unary_rpc_method_handler(_refuse if refuse else handle)
     return handlers
 
 
-async def serve_handlers(port: int, handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]]) -> None:
+async def _refuse(_request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    await context.abort(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "the server is handling 128 calls already; retry after 0.1 s",
+        (("grpc-status-details-bin", _REFUSAL_DETAILS),),
+    )
+
+
+async def serve_handlers(
+    port: int,
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]],
+    options: list[tuple[str, int]] | None = None,
+    maximum_concurrent_rpcs: int | None = None,
+) -> None:
     """Serve raw-bytes `handlers` for todo.v1.TodoService on 127.0.0.1:`port` until SIGTERM or SIGINT (B0 and B1)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 0), *(options or [])], maximum_concurrent_rpcs=maximum_concurrent_rpcs
+    )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     if hasattr(server, "add_registered_method_handlers"):  # grpcio >= 1.63: no generic lookup per call
         server.add_registered_method_handlers(SERVICE, handlers)
@@ -60,8 +85,9 @@ async def serve_handlers(port: int, handlers: dict[str, grpc.RpcMethodHandler[by
     await server.stop(0.5)
 
 
-async def serve(port: int, responses: Path) -> None:
-    await serve_handlers(port, _handlers(responses))
+def _option(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    return name, int(value)
 
 
 def run(serving: Coroutine[Any, Any, None], use_uvloop: bool) -> int:
@@ -80,8 +106,12 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--responses", type=Path, required=True)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--option", type=_option, action="append", default=[], help="a channel argument NAME=INT")
+    parser.add_argument("--maximum-concurrent-rpcs", type=int, default=None, help="grpc.aio's own limit")
+    parser.add_argument("--refuse", action="store_true", help="refuse every call from the handler")
     args = parser.parse_args()
-    return run(serve(args.port, args.responses), args.uvloop)
+    handlers = _handlers(args.responses, args.refuse)
+    return run(serve_handlers(args.port, handlers, args.option, args.maximum_concurrent_rpcs), args.uvloop)
 
 
 if __name__ == "__main__":
