@@ -34,6 +34,7 @@ MONGODB_DRIVERS = ("motor", "pymongo")
 TRACE_EXPORTERS = ("otlp", "console", "none")
 DEFAULT_HEALTH_INTERVAL_SECONDS = 2.0
 DEFAULT_AUTH_TOKENS_RELOAD_SECONDS = 5.0
+DEFAULT_MAX_CONCURRENT_STREAMS = 16
 
 Driver = Literal["motor", "pymongo"]
 
@@ -54,8 +55,11 @@ class ServerSettings:
     keepalive_timeout_seconds: float = 20.0
     max_connection_age_seconds: float = 300.0  # 0: connections live forever
     max_connection_age_grace_seconds: float = 30.0
-    # HTTP/2 streams (calls) open at once on one connection; more wait in the client.
-    max_concurrent_streams: int = 100
+    # HTTP/2 streams (calls) open at once on one connection; more wait in the client (see the README's Overload).
+    max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
+    # gRPC core refuses streams over that limit with RST_STREAM(REFUSED_STREAM), counting streams whose
+    # calls are still being torn down: the cheap refusal, and the guard against reset floods (CVE-2023-44487).
+    overload_protection: bool = True
     # grpc.health.v1 Watch streams open at once (all connections); more: RESOURCE_EXHAUSTED.
     max_health_watches: int = 1000
 
@@ -164,7 +168,10 @@ class Settings:
                 max_connection_age_grace_seconds=env.seconds(
                     "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS", 30.0, maximum=86400
                 ),
-                max_concurrent_streams=env.integer("TODO_MAX_CONCURRENT_STREAMS", 100, minimum=1, maximum=65_536),
+                max_concurrent_streams=env.integer(
+                    "TODO_MAX_CONCURRENT_STREAMS", DEFAULT_MAX_CONCURRENT_STREAMS, minimum=1, maximum=65_536
+                ),
+                overload_protection=env.read("TODO_GRPC_OVERLOAD_PROTECTION", True, boolean),
                 max_health_watches=env.integer("TODO_MAX_HEALTH_WATCHES", 1000, minimum=0, maximum=1_000_000),
             ),
             workers=workers,
