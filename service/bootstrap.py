@@ -77,6 +77,14 @@ def bootstrap(
     telemetry = telemetry or Telemetry.from_settings(settings)
     if authenticator is not None:
         authenticator.report_to(telemetry.metrics)
+    knobs = settings.server
+    telemetry.metrics.overload_limits_are(
+        {
+            "max_concurrent_rpcs": knobs.max_concurrent_rpcs,
+            "max_concurrent_streams": knobs.max_concurrent_streams,
+            "overload_protection": int(knobs.overload_protection),
+        }
+    )
     store: Store
     if repository is not None:
         store = InMemoryStore()
@@ -104,7 +112,11 @@ def bootstrap(
         scope=punq.Scope.singleton,
         authenticator=authenticator,
         # 0: no limit, so no admission step at all on the per-RPC path.
-        admission=Admission(settings.server.max_concurrent_rpcs) if settings.server.max_concurrent_rpcs else None,
+        admission=(
+            Admission(settings.server.max_concurrent_rpcs, counter=telemetry.metrics)
+            if settings.server.max_concurrent_rpcs
+            else None
+        ),
         max_rpc_seconds=settings.server.max_rpc_seconds,
     )
     return App(

@@ -87,8 +87,10 @@ class GatedReads(InMemoryTodoRepository):
         super().__init__()
         self.started = asyncio.Event()
         self.gate = asyncio.Event()
+        self.reads = 0  # reads that reached the store
 
     async def get(self, entry_id: str) -> TodoEntry:
+        self.reads += 1
         self.started.set()
         await self.gate.wait()
         return await super().get(entry_id)
