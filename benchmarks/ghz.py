@@ -31,6 +31,7 @@ class Callers:
     callers: int
     deadline_ms: int
     rate: float = 0.0
+    nice: int = 0  # the flood runs at a lower priority than the victim and the prober on the shared load core
 
 
 @dataclass
@@ -94,6 +95,8 @@ def ghz(
     ]  # fmt: skip
     if who.rate > 0:
         argv[1:1] = ["--rps", str(round(who.rate))]
+    if who.nice:
+        argv = ["nice", "-n", str(who.nice), *argv]
     done = run_measured(argv, cpus, seconds + 120)
     if not out.exists():
         return GhzResult(seconds, 0, {}, [], [], 0.0, 0.0, error=f"ghz ({done.returncode}): {done.stderr[-400:]}")

@@ -52,7 +52,7 @@ def overload(section: dict[str, Any], out: Out) -> None:
     if section.get("steps"):
         out(
             f"### Floods (the servers' core throttled to {section['quota_percent']:g}% by a CPU quota; "
-            f"capacity, h2load 8 x 8: {', '.join(f'{k} {v:,}/s' for k, v in section['capacity_rps'].items())})"
+            f"capacity, h2load 16 x 4: {', '.join(f'{k} {v:,}/s' for k, v in section['capacity_rps'].items())})"
         )
         out("")
         out(
