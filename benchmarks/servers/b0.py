@@ -33,6 +33,8 @@ import grpc
 SERVICE = "todo.v1.TodoService"
 
 
+SERVED = [0]  # calls answered by a handler, printed at exit (`served N`): what grpc.aio's limiter let through
+
 # Stands for the service's google.rpc.Status trailer (ErrorInfo and RetryInfo): the same size, 212 bytes.
 _REFUSAL_DETAILS = bytes(212)
 
@@ -46,6 +48,7 @@ def _handlers(responses: Path, refuse: bool = False) -> dict[str, grpc.RpcMethod
         canned = path.read_bytes()
 
         async def handle(_request: bytes, _context: object, canned: bytes = canned) -> bytes:
+            SERVED[0] += 1
             return canned
 
         # No (de)serializers: the handler sees and returns bytes.
@@ -83,6 +86,7 @@ async def serve_handlers(
     print(f"ready {bound} grpcio={grpc.__version__}", flush=True)
     await stop.wait()
     await server.stop(0.5)
+    print(f"served {SERVED[0]}", flush=True)
 
 
 def _option(text: str) -> tuple[str, int]:

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from service.infrastructure.grpc import admission as admission_module
 from service.infrastructure.grpc.admission import QUIET_SECONDS, Admission
 
 
@@ -29,7 +28,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(admission_module.time, "monotonic", fake)
+    monkeypatch.setattr("service.infrastructure.grpc.admission.time.monotonic", fake)
     return fake
 
 
