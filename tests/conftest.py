@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from service.infrastructure.observability.logs import configure_logging
-from tests.e2e.process import installed_tool
-from tests.mongo_server import MongoServer, describe, temporary_ferretdb
-from tests.support import FakeClock, SequentialIds, preserved_logging
+from tests.support.fakes import FakeClock, SequentialIds
+from tests.support.logs import CapturedLog, preserved_logging
+from tests.support.mongo_server import MongoServer, describe, temporary_ferretdb
+from tests.support.process import installed_tool
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def health_probe() -> Path:
 
 @pytest.fixture(scope="session")
 def mongo_server() -> Iterator[MongoServer]:
-    """The session's MongoDB-wire server (see tests/mongo_server.py)."""
+    """The session's MongoDB-wire server (see tests/support/mongo_server.py)."""
     uri = os.environ.get("TODO_TEST_MONGODB_URI")
     if uri:
         yield describe(uri)
@@ -53,24 +54,6 @@ def mongo_server() -> Iterator[MongoServer]:
     finally:
         ferretdb.stop()
         directory.cleanup()
-
-
-def skip_unless_atomic(request: pytest.FixtureRequest, server: MongoServer) -> None:
-    """Tests marked needs_atomic_cas do not apply to FerretDB; say so, never silently."""
-    if server.is_ferretdb and request.node.get_closest_marker("needs_atomic_cas") is not None:
-        pytest.skip(
-            "FerretDB v1 runs a conditional update as read-then-write, so concurrent compare-and-set "
-            "writes can both succeed; set TODO_TEST_MONGODB_URI to a real MongoDB to run this test"
-        )
-
-
-class CapturedLog(io.StringIO):
-    """A captured log stream whose value includes the access lines still buffered for the background writer."""
-
-    def getvalue(self) -> str:
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        return super().getvalue()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
-from tests.client.certificates import CertificateAuthority
+from tests.support.certificates import CertificateAuthority
 from todo_client import TodoClient, UnauthenticatedError, UnavailableError
 
 TOKEN = "client-token-5b1e"  # noqa: S105 (a throwaway test token)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.service_process import running_service, uv_binary
-from tests.e2e.process import REPO
+from tests.support import REPO
+from tests.support.process import running_service, uv_binary
 
 CLIENT = REPO / "clients" / "python"
 README = REPO / "README.md"
@@ -192,9 +192,9 @@ def readme_example() -> str:
 
 
 def test_the_readme_example_is_the_type_checked_file() -> None:
-    source = (REPO / "tests" / "client" / "example_caller.py").read_text(encoding="utf-8")
+    source = (REPO / "tests" / "support" / "example_caller.py").read_text(encoding="utf-8")
     body = source[source.index("import asyncio") :]
-    assert readme_example() == body, "README's client example and tests/client/example_caller.py differ"
+    assert readme_example() == body, "README's client example and tests/support/example_caller.py differ"
 
 
 def test_the_readme_example_runs_from_the_fresh_environment(fresh: FreshEnvironment) -> None:

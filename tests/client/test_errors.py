@@ -12,9 +12,9 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from service.domain.errors import StoreTimeoutError, StoreUnavailableError
-from tests.client.conftest import FAST_RETRY
-from tests.client.servers import FailingReads, Fault, FaultInjector, todo_server
-from tests.stores import STORE_KINDS
+from tests.support.fakes import FailingReads
+from tests.support.servers import FAST_RETRY, Fault, FaultInjector, todo_server
+from tests.support.stores import STORE_KINDS
 from todo_client import (
     AlreadyExistsError,
     ConcurrentModificationError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.client import example_caller
+from tests.support import example_caller
 from todo_client import TodoClient
 
 

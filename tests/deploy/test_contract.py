@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy import server_contract as contract
-from tests.deploy.dockerfile import REPO, parse
-from tests.deploy.manifests import Kubernetes, load_compose, overlay_names
+from tests.support import REPO
+from tests.support import server_contract as contract
+from tests.support.dockerfile import parse
+from tests.support.manifests import Kubernetes, load_compose, overlay_names
+from tests.support.server_contract import NOT_YET_READ
 
 # Settings.from_env and the secrets and key files it reads through config_secrets.py.
 CONFIG_FILES = [REPO / "service" / "infrastructure" / name for name in ("config.py", "config_secrets.py")]
-# Names the manifests use that the server does not read yet (none today).
-NOT_YET_READ: frozenset[str] = frozenset()
 
 
 def names_in_manifests() -> set[str]:

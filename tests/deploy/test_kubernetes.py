@@ -1,7 +1,7 @@
 """deploy/kubernetes: every overlay rendered by kustomize and held to the server contract.
 
 Ports, probe service names and environment names come from
-tests/deploy/server_contract.py; the user ID from the Dockerfile; the shutdown
+tests/support/server_contract.py; the user ID from the Dockerfile; the shutdown
 timings from the ConfigMap. Each overlay is rendered once (`kustomize build`,
 the pinned binary in .tools/bin) and checked as `kubectl apply -k` would send
 it. The schemas are checked strictly and offline with kubernetes-validate (its
@@ -21,10 +21,10 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from service.infrastructure.config import Settings
-from tests.client.certificates import CertificateAuthority
-from tests.deploy import server_contract as contract
-from tests.deploy.dockerfile import parse
-from tests.deploy.manifests import (
+from tests.support import server_contract as contract
+from tests.support.certificates import CertificateAuthority
+from tests.support.dockerfile import parse
+from tests.support.manifests import (
     BASE,
     KUBERNETES,
     OVERLAYS,
@@ -34,7 +34,7 @@ from tests.deploy.manifests import (
     overlay_names,
     quantity,
 )
-from tests.deploy.test_contract import NOT_YET_READ
+from tests.support.server_contract import NOT_YET_READ
 
 # Time left after drain + grace for closing the store and flushing spans.
 MIN_SHUTDOWN_MARGIN_SECONDS = 5

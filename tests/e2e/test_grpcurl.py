@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.process import REPO, grpcurl, grpcurl_binary, running_service
+from tests.support import REPO
+from tests.support.process import grpcurl, grpcurl_binary, running_service
 from todo.v1 import todo_service_pb2 as pb
 
 README_ADDRESS = "localhost:50051"

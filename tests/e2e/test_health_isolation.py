@@ -22,9 +22,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.bootstrap import bootstrap
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from tests.e2e.process import ServiceProcess
-from tests.e2e.slow_service import SlowReads
-from tests.support import scrape, value
+from tests.support.metrics import scrape, value
+from tests.support.process import ServiceProcess
+from tests.support.slow_service import SlowReads
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc

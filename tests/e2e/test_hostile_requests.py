@@ -20,9 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.infrastructure.grpc.errors import MAX_VIOLATIONS
 from service.infrastructure.grpc.server import RunningServer
-from tests.e2e.process import ServiceProcess
-from tests.e2e.rich_status import decode
-from tests.stores import serving
+from tests.support.process import ServiceProcess
+from tests.support.rich_status import decode
+from tests.support.stores import serving
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

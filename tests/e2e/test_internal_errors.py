@@ -14,7 +14,7 @@ from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
-from tests.e2e.rich_status import decode
+from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

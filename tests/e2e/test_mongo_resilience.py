@@ -17,10 +17,10 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Driver, MongoSettings, Settings
 from service.infrastructure.grpc.server import start_server
 from service.infrastructure.persistence.mongo.store import MongoStore
-from tests.e2e.process import ServiceProcess
-from tests.e2e.rich_status import decode
-from tests.mongo_server import FerretDB, MongoServer
-from tests.tcp_proxy import FreezableProxy
+from tests.support.mongo_server import FerretDB, MongoServer
+from tests.support.process import ServiceProcess
+from tests.support.rich_status import decode
+from tests.support.tcp_proxy import FreezableProxy
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

@@ -16,10 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from service.infrastructure.observability.telemetry import Telemetry
-from tests.e2e.process import ServiceProcess
-from tests.mongo_server import MongoServer
-from tests.stores import serving
-from tests.support import free_port, json_lines, scrape, value
+from tests.support.logs import json_lines
+from tests.support.metrics import scrape, value
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
+from tests.support.stores import serving
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

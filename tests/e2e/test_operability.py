@@ -20,10 +20,11 @@ from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from tests.e2e.process import ServiceProcess
-from tests.e2e.slow_service import SlowReads
-from tests.mongo_server import MongoServer
-from tests.support import free_port, json_lines, log_timestamp, scrape, value
+from tests.support.logs import json_lines, log_timestamp
+from tests.support.metrics import scrape, value
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
+from tests.support.slow_service import SlowReads
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc

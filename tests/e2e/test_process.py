@@ -13,8 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.client.certificates import CertificateAuthority
-from tests.e2e.process import REPO, ServiceProcess
+from tests.support import REPO
+from tests.support.certificates import CertificateAuthority
+from tests.support.process import ServiceProcess
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -102,7 +103,7 @@ def test_the_start_up_line_says_what_is_on_and_console_lines_carry_the_pid() -> 
 
 
 async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0() -> None:
-    with ServiceProcess({"TODO_TEST_READ_DELAY": "1.5"}, module="tests.e2e.slow_service") as service:
+    with ServiceProcess({"TODO_TEST_READ_DELAY": "1.5"}, module="tests.support.slow_service") as service:
         address = service.wait_serving()
         async with grpc.aio.insecure_channel(address) as channel:
             stub = pb_grpc.TodoServiceStub(channel)

@@ -34,7 +34,7 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.reflection import V1_FILE, enable_reflection
 from service.infrastructure.grpc.server import start_server
-from tests.e2e.process import grpcurl, installed_tool, running_service
+from tests.support.process import grpcurl, installed_tool, running_service
 
 KITCHEN_PROTOS = Path(__file__).parent / "protos"
 KITCHEN_SERVICE = "kitchen.v1.KitchenService"

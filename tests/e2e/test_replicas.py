@@ -17,9 +17,10 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from tests.e2e.process import ServiceProcess
-from tests.mongo_server import MongoServer
-from tests.support import free_port, json_lines, log_timestamp, scrape
+from tests.support.logs import json_lines, log_timestamp
+from tests.support.metrics import scrape
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
 from todo_client import TodoClient, TodoError
 
 REPLICAS = 3

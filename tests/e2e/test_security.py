@@ -21,9 +21,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from tests.client.certificates import CertificateAuthority
-from tests.e2e.process import REPO, ServiceProcess, grpcurl_binary
-from tests.e2e.rich_status import decode
+from tests.support import REPO
+from tests.support.certificates import CertificateAuthority
+from tests.support.process import ServiceProcess, grpcurl_binary
+from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

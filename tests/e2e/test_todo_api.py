@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.infrastructure.grpc.server import RunningServer
-from tests.e2e.rich_status import RichError, decode
+from tests.support.rich_status import RichError, decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

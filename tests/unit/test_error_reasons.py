@@ -2,7 +2,7 @@
 
 - Only reasons of the enum can be sent: the encoder takes an enum value and
   names it through the enum (an unknown number raises), and every end-to-end
-  test decodes errors through `tests/e2e/rich_status.decode`, which checks the
+  test decodes errors through `tests/support/rich_status.decode`, which checks the
   reason, the domain and the status code against the contract.
 - Every value is reachable: each one names the test that makes a real server
   send it and asserts it (checked here: the test exists and asserts that

@@ -13,7 +13,7 @@ from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.memory.store import InMemoryStore
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 from service.infrastructure.persistence.mongo.store import MongoStore
-from tests.support import FakeClock, SequentialIds
+from tests.support.fakes import FakeClock, SequentialIds
 
 
 async def test_fakes_passed_as_keywords_are_the_ones_used(clock: FakeClock, ids: SequentialIds) -> None:

@@ -24,8 +24,8 @@ from service.infrastructure.config import (
     TracingSettings,
     local_health_address,
 )
-from tests.client.certificates import CertificateAuthority
-from tests.deploy import server_contract
+from tests.support import server_contract
+from tests.support.certificates import CertificateAuthority
 
 SECRET = "tests-only-Kq8vX2pL9mZ4"  # noqa: S105 (a throwaway test value)
 WITH_SECRET = {"TODO_PAGE_TOKEN_SECRET": SECRET}

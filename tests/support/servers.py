@@ -1,8 +1,10 @@
-"""In-process test servers for the client tests: the real servicer behind interceptors, TLS or a gated store."""
+"""In-process test servers for the client tests: the real servicer behind interceptors, TLS or a gated store.
+
+`FAST_RETRY` is the client's default retry shape with short backoffs, so the retry tests are quick.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,10 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
-from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
+from todo_client import RetryPolicy
+
+# Short backoffs keep the retry tests quick; the shape is the default's.
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 Behaviour = Callable[[bytes, Context], Awaitable[bytes]]
@@ -78,31 +83,6 @@ class FaultInjector(ServerInterceptor):
             await context.abort(fault.code, message, fault.trailers)
 
         return grpc.unary_unary_rpc_method_handler(fail)
-
-
-class GatedReads(InMemoryTodoRepository):
-    """Reads by id wait until the test opens the gate (a server-side slow handler)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started = asyncio.Event()
-        self.gate = asyncio.Event()
-
-    async def get(self, entry_id: str) -> TodoEntry:
-        self.started.set()
-        await self.gate.wait()
-        return await super().get(entry_id)
-
-
-class FailingReads(InMemoryTodoRepository):
-    """Reads by id raise the given exception (a store failure, or a bug)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__()
-        self.error = error
-
-    async def get(self, entry_id: str) -> TodoEntry:
-        raise self.error
 
 
 @asynccontextmanager

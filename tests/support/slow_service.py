@@ -1,4 +1,4 @@
-"""`python -m tests.e2e.slow_service`: the real service whose GetTodo takes a while.
+"""`python -m tests.support.slow_service`: the real service whose GetTodo takes a while.
 
 The process runs the real entry point (`service.main.main`) on an App built
 with one fake (`bootstrap(settings, repository=SlowReads(...))`): reads wait
