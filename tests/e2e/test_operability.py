@@ -20,11 +20,11 @@ from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
+from tests.support.fakes import GatedReads
 from tests.support.logs import json_lines, log_timestamp
 from tests.support.metrics import scrape, value
 from tests.support.mongo_server import MongoServer
 from tests.support.process import ServiceProcess, free_port
-from tests.support.slow_service import SlowReads
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc
@@ -110,38 +110,50 @@ async def server_with(settings: Settings, repository: TodoRepository | None = No
     return running
 
 
+@dataclasses.dataclass(frozen=True)
+class Limited:
+    """A server with two application slots whose reads wait at a gate the test opens."""
+
+    server: RunningServer
+    stub: pb_grpc.TodoServiceAsyncStub
+    reads: GatedReads
+
+
 @pytest.fixture
-async def limited() -> AsyncIterator[tuple[RunningServer, pb_grpc.TodoServiceAsyncStub]]:
+async def limited() -> AsyncIterator[Limited]:
     settings = Settings(server=ServerSettings(max_concurrent_rpcs=2, max_receive_message_bytes=64 * 1024))
-    running = await server_with(settings, SlowReads(delay=3.0))
+    reads = GatedReads()
+    running = await server_with(settings, reads)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield running, pb_grpc.TodoServiceStub(channel)
+        yield Limited(running, pb_grpc.TodoServiceStub(channel), reads)
+    reads.gate.set()
     await running.stop(0)
 
 
-async def test_excess_concurrent_rpcs_are_resource_exhausted_at_once(
-    limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
-) -> None:
-    running, stub = limited
+async def test_excess_concurrent_rpcs_are_resource_exhausted_at_once(limited: Limited) -> None:
+    running, stub, reads = limited.server, limited.stub, limited.reads
     todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="slow")))).todo
-    calls = [asyncio.ensure_future(stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)) for _ in range(6)]
+    get = pb.GetTodoRequest(id=todo.id)
+    admitted = [asyncio.ensure_future(stub.GetTodo(get, timeout=30)) for _ in range(2)]
+    await reads.waiting(2)  # both slots are taken: two reads wait at the gate
+    calls = [asyncio.ensure_future(stub.GetTodo(get, timeout=30)) for _ in range(4)]
     refused: list[grpc.aio.AioRpcError] = []
     for finished in asyncio.as_completed(calls):
         try:
             await finished
         except grpc.aio.AioRpcError as error:
             refused.append(error)
-        if len(refused) == 4:
-            break
-    # Every application slot is taken (two slow reads): health still answers.
+    # Every application slot is taken (two reads at the gate): health still answers.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("liveness", "readiness"):
             response = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert response.status == health_pb2.HealthCheckResponse.SERVING
-    assert sum(not call.done() for call in calls) == 2, "the two admitted calls were still running"
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    assert sum(isinstance(result, pb.GetTodoResponse) for result in results) == 2
+    assert not any(call.done() for call in admitted), "the two admitted calls are still running"
+    assert (len(refused), reads.reads) == (4, 2), "the four calls over the limit were refused before any read"
+    reads.gate.set()
+    results = await asyncio.gather(*admitted)
+    assert [result.todo for result in results] == [todo, todo]
     for refusal in refused:
         decoded = error_from_rpc(refusal)
         assert (decoded.code, decoded.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CONCURRENCY_LIMIT_REACHED")
@@ -162,10 +174,8 @@ def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
     return None
 
 
-async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(
-    limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
-) -> None:
-    _, stub = limited
+async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(limited: Limited) -> None:
+    stub = limited.stub
     huge = pb.CreateTodoRequest(todo=pb.Todo(content="x" * 4000, tags=[f"t{n}" for n in range(20)]))
     huge.todo.content = "x" * (100 * 1024)
     with pytest.raises(grpc.aio.AioRpcError) as caught:

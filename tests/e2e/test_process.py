@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from tests.support import REPO
 from tests.support.certificates import CertificateAuthority
 from tests.support.process import ServiceProcess
+from tests.support.slow_service import open_gate
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -102,20 +104,24 @@ def test_the_start_up_line_says_what_is_on_and_console_lines_carry_the_pid() -> 
     assert all(pid in text for text in service.output.splitlines() if " service" in text), service.output
 
 
-async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0() -> None:
-    with ServiceProcess({"TODO_TEST_READ_DELAY": "1.5"}, module="tests.support.slow_service") as service:
+async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    with ServiceProcess({"TODO_TEST_READ_GATE": str(gate)}, module="tests.support.slow_service") as service:
         address = service.wait_serving()
         async with grpc.aio.insecure_channel(address) as channel:
             stub = pb_grpc.TodoServiceStub(channel)
             todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="drain me")))).todo
             in_flight = asyncio.ensure_future(stub.GetTodo(pb.GetTodoRequest(id=todo.id)))
             await asyncio.to_thread(service.wait_for, f"slow read started: {todo.id}")
-            service.process.terminate()  # SIGTERM
+            service.process.terminate()  # SIGTERM while the read waits at the gate
+            await asyncio.to_thread(service.wait_for, "shutting down: no new RPCs")
+            assert not in_flight.done(), "the read finished before the gate opened"
+            await asyncio.to_thread(open_gate, str(gate))  # the server is stopping: now let the read finish
             response = await in_flight
             assert response.todo == todo
             code = await asyncio.to_thread(service.wait)
         assert code == 0, service.output
-        assert "shutting down" in service.output
         assert "Traceback" not in service.output
 
 

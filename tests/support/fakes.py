@@ -42,17 +42,30 @@ class SequentialIds:
 
 
 class GatedReads(InMemoryTodoRepository):
-    """Reads by id wait until the test opens the gate (a server-side slow handler)."""
+    """Reads by id wait until the test opens the gate: RPCs that provably stay in flight.
+
+    `started` is set by the first read; `waiting(n)` returns once n reads have begun.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.started = asyncio.Event()
         self.gate = asyncio.Event()
+        self.reads = 0
+        self._changed = asyncio.Condition()
 
     async def get(self, entry_id: str) -> TodoEntry:
-        self.started.set()
+        async with self._changed:
+            self.reads += 1
+            self.started.set()
+            self._changed.notify_all()
         await self.gate.wait()
         return await super().get(entry_id)
+
+    async def waiting(self, count: int) -> None:
+        """Return once `count` reads have begun (they wait at the gate until it opens)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.reads >= count)
 
 
 class FailingReads(InMemoryTodoRepository):
