@@ -20,7 +20,7 @@ from service.application.page_token import PageTokenCodec
 from service.application.ports import Clock, IdGenerator, RandomIdGenerator, SystemClock
 from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
-from service.infrastructure.auth import load_authenticator
+from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.observer import RpcObserver
@@ -69,11 +69,10 @@ def bootstrap(
       clock in UTC, 128 random bits).
     - `telemetry`: metrics and tracer (default: fresh metrics and the tracing
       the settings ask for).
-
-    Raises ConfigError when a file the settings name cannot be used (the
-    tokens file); it does so before anything is opened.
     """
-    authenticator = load_authenticator(settings.auth_tokens_file, settings.auth_tokens_reload_seconds)
+    authenticator = None
+    if settings.auth_tokens is not None:  # read with the settings: the authenticator starts from it
+        authenticator = TokenAuthenticator(settings.auth_tokens, settings.auth_tokens_reload_seconds)
     telemetry = telemetry or Telemetry.from_settings(settings)
     if authenticator is not None:
         authenticator.report_to(telemetry.metrics)

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from service.infrastructure.auth import load_authenticator
 from service.infrastructure.config import ConfigError, Settings
 from service.infrastructure.observability.logs import configure_logging
 from service.infrastructure.startup import StartupError
@@ -48,9 +47,7 @@ def main(make_app: MakeApp | None = None) -> int:
     benchmark servers pass `functools.partial(bootstrap, repository=...)`.
     """
     try:
-        settings = Settings.from_env(os.environ)
-        if settings.workers > 1:  # checked before any worker starts (a single process: by bootstrap)
-            load_authenticator(settings.auth_tokens_file)
+        settings = Settings.from_env(os.environ)  # the tokens file too: read once, here
     except ConfigError as error:
         return configuration_error(error)
     configure_logging(settings.log_level_number, settings.log_format)
@@ -165,7 +162,7 @@ def startup_summary(app: App, metrics_url: str, health_listener: str = "off") ->
             f"health listener: {health_listener}",
             f"page tokens: {page_tokens}",
             f"TLS: {tls}",
-            f"tokens: {'required' if settings.auth_tokens_file else 'off'}",
+            f"tokens: {'required' if settings.auth_tokens else 'off'}",
             f"reflection: {'on' if settings.reflection else 'off'}",
             f"tracing: {', '.join(settings.tracing.exporters) or 'off'}",
             f"metrics: {metrics_url}",

@@ -364,7 +364,7 @@ def test_the_configuration_is_accepted_by_the_server(k8s: Kubernetes, tmp_path: 
     assert settings.metrics_address == contract.METRICS_ADDRESS
     assert settings.mongodb is not None, "the MongoDB URI file was not read"
     assert settings.page_token_secret == contents["page-token-secret"].decode(), "the page-token file was not read"
-    assert settings.auth_tokens_file is not None
+    assert settings.auth_tokens is not None
     assert settings.reflection is (k8s.overlay == "dev")
     assert (settings.tls is not None) is (k8s.overlay in {"tls", "mtls"})
     assert (settings.tls is not None and settings.tls.client_ca_file is not None) is (k8s.overlay == "mtls")
