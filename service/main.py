@@ -119,7 +119,7 @@ async def serve(app: App, *, serve_metrics: bool = True, freeze_heap: bool = Fal
             _log.info("metrics on %s", metrics_url)
         elif settings.metrics_address:
             metrics_url = f"http://{settings.metrics_address}/metrics (served by the supervisor)"
-        running = await start_server(app.servicer, settings)
+        running = await start_server(app.api, settings)
         stack.push_async_callback(_drain, running, settings.shutdown_drain_seconds, settings.shutdown_grace_seconds)
         _log.info(
             "serving todo.v1.TodoService on %s (%s)",

@@ -36,7 +36,7 @@ async def test_mtls_and_token_against_the_real_server_settings(tmp_path: Path) -
             "TODO_AUTH_TOKENS_FILE": str(tmp_path / "tokens"),
         }
     )
-    running = await start_server(bootstrap(settings).servicer, settings)
+    running = await start_server(bootstrap(settings).api, settings)
     await running.set_serving(True)
     target = f"localhost:{running.port}"
 

@@ -43,7 +43,7 @@ async def crowded() -> AsyncIterator[tuple[RunningServer, GatedReads]]:
         server=ServerSettings(max_concurrent_rpcs=APP_SLOTS, max_health_watches=WATCH_CAP),
     )
     reads = GatedReads()
-    running = await start_server(bootstrap(settings, repository=reads).servicer, settings)
+    running = await start_server(bootstrap(settings, repository=reads).api, settings)
     await running.set_serving(True)
     yield running, reads
     reads.gate.set()

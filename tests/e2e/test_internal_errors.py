@@ -31,7 +31,7 @@ class BrokenReads(InMemoryTodoRepository):
 @pytest.fixture
 async def broken_stub() -> AsyncIterator[pb_grpc.TodoServiceAsyncStub]:
     settings = Settings(grpc_address="127.0.0.1:0")
-    running = await start_server(bootstrap(settings, repository=BrokenReads()).servicer, settings)
+    running = await start_server(bootstrap(settings, repository=BrokenReads()).api, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield pb_grpc.TodoServiceStub(channel)
     await running.stop(0.5)

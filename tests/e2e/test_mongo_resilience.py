@@ -147,7 +147,7 @@ async def frozen_setup(
     store = app.store
     assert isinstance(store, MongoStore)
     assert await store.check()
-    running = await start_server(app.servicer, settings)
+    running = await start_server(app.api, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield proxy, pb_grpc.TodoServiceStub(channel), store
     await running.stop(0)

@@ -105,7 +105,7 @@ def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_n
 
 async def server_with(settings: Settings, repository: TodoRepository | None = None) -> RunningServer:
     settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
-    running = await start_server(bootstrap(settings, repository=repository).servicer, settings)
+    running = await start_server(bootstrap(settings, repository=repository).api, settings)
     await running.set_serving(True)
     return running
 

@@ -160,7 +160,7 @@ def test_grpcui_lists_the_seven_methods(address: str) -> None:
 async def test_reflection_off_serves_neither_version() -> None:
     settings = Settings.from_env({"TODO_REFLECTION": "false", "TODO_GRPC_ADDRESS": "127.0.0.1:0"})
     app = bootstrap(settings)
-    running = await start_server(app.servicer, settings)
+    running = await start_server(app.api, settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             for version in ("v1", "v1alpha"):

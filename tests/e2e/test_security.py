@@ -51,7 +51,7 @@ def pki(tmp_path: Path) -> Pki:
 
 async def started(settings: Settings) -> RunningServer:
     settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
-    running = await start_server(bootstrap(settings).servicer, settings)
+    running = await start_server(bootstrap(settings).api, settings)
     await running.set_serving(True)
     return running
 

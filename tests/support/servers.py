@@ -93,11 +93,9 @@ async def todo_server(
     repository: TodoRepository | None = None,
 ) -> AsyncIterator[int]:
     """The real TodoServicer on the in-memory store, on a loopback port (yielded)."""
-    servicer = bootstrap(
-        Settings(grpc_address="127.0.0.1:0"), repository=repository or InMemoryTodoRepository()
-    ).servicer
+    api = bootstrap(Settings(grpc_address="127.0.0.1:0"), repository=repository or InMemoryTodoRepository()).api
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, api.method_handlers()),))
     # The health the client's balancer watches (healthCheckConfig: readiness), as the real server serves it.
     health = health_aio.HealthServicer()  # the aio servicer: the sync one's Watch would block the event loop
     await health.set("readiness", health_pb2.HealthCheckResponse.SERVING)

@@ -61,7 +61,7 @@ async def serving(
     app = bootstrap(settings, clock=clock, telemetry=telemetry)
     async with cleaned_up(settings, app.store):
         await ready(app.store)
-        running = await start_server(app.servicer, settings)
+        running = await start_server(app.api, settings)
         try:
             await running.set_serving(True)
             yield running

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from random import getrandbits
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -55,6 +56,21 @@ _TOKEN_STATUS = {
         ErrorReason.BEARER_TOKEN_INVALID, "the bearer token is not valid (authorization: Bearer <token>)"
     ),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """What every call of the application service goes through around its method, built by the composition root.
+
+    `authenticator`: the bearer-token check (None: no authentication);
+    `admission`: the cap on calls in progress (None: no cap); `max_rpc_seconds`:
+    the deadline assumed for a call that carries none (None: unbounded). The
+    per-RPC handler (`unary_handler`) applies all three in its one coroutine.
+    """
+
+    authenticator: TokenAuthenticator | None = None
+    admission: Admission | None = None
+    max_rpc_seconds: float | None = None
 
 
 class Parser(Protocol[ParsedT_co]):
@@ -169,15 +185,9 @@ def unary_handler(
 
 
 def service_handlers(
-    servicer: object,
-    service: ServiceDescriptor,
-    observer: RpcObserver,
-    *,
-    authenticator: TokenAuthenticator | None = None,
-    admission: Admission | None = None,
-    max_rpc_seconds: float | None = None,
+    servicer: object, service: ServiceDescriptor, observer: RpcObserver, policy: CallPolicy
 ) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-    """A handler for every method of `service`, keyed by method name.
+    """A handler for every method of `service`, keyed by method name, each under `policy`.
 
     Derived from the descriptor: the servicer's coroutine of the same name
     serves each method, the request type is the method's input type. A method
@@ -198,9 +208,9 @@ def service_handlers(
             method,
             request_type,
             observer,
-            authenticator=authenticator,
-            admission=admission,
-            max_rpc_seconds=max_rpc_seconds,
+            authenticator=policy.authenticator,
+            admission=policy.admission,
+            max_rpc_seconds=policy.max_rpc_seconds,
         )
     return handlers
 
