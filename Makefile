@@ -58,7 +58,7 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
+.PHONY: help install test-fast tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -233,6 +233,15 @@ TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_H
 
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
 	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image
+
+# The quick loop while working: unit tests and tests against an in-process server on
+# the in-memory store. Nothing is built with Go, nothing runs as a process of its own
+# (tests marked `process`), no MongoDB-wire server (`mongo`): TODO_TEST_FAST makes a
+# test that starts one anyway fail, asking for its mark. test_contract.py and
+# test_kubernetes.py render the Kubernetes overlays with kustomize while they are collected.
+test-fast: install ## Unit and in-process tests, under a minute: no Go tools, no processes, no MongoDB
+	TODO_TEST_FAST=1 $(BIN)/pytest -q -m "not process and not mongo" --ignore=tests/image \
+	  --ignore=tests/deploy/test_contract.py --ignore=tests/deploy/test_kubernetes.py
 
 clients-check: install tools ## Only the caller tests: the todo-client wheel in a fresh venv, the Go client (both part of `test`)
 	$(TEST_TOOLS) $(BIN)/pytest tests/client/test_distribution.py tests/client/test_go_client.py

@@ -27,6 +27,8 @@ import pytest
 from tests.support import REPO
 from tests.support.process import running_service, uv_binary
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 CLIENT = REPO / "clients" / "python"
 README = REPO / "README.md"
 # The interpreter outside any virtual environment: the fresh environment is made from it.

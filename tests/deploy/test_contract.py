@@ -19,6 +19,8 @@ from tests.support.dockerfile import parse
 from tests.support.manifests import Kubernetes, load_compose, overlay_names
 from tests.support.server_contract import NOT_YET_READ
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 
 def names_in_manifests() -> set[str]:
     names: set[str] = set()

@@ -36,6 +36,8 @@ from tests.support.process import ServiceProcess, free_port
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 # grpc-health-probe's exit statuses.
 SERVING = 0
 CONNECTION_FAILURE = 2

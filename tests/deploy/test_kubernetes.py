@@ -36,6 +36,8 @@ from tests.support.manifests import (
 )
 from tests.support.server_contract import NOT_YET_READ
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 # Time left after drain + grace for closing the store and flushing spans.
 MIN_SHUTDOWN_MARGIN_SECONDS = 5
 # Kubernetes >= 1.27: native gRPC probes GA, PDB unhealthyPodEvictionPolicy on by default.

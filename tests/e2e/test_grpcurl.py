@@ -19,6 +19,8 @@ from tests.support import REPO
 from tests.support.process import grpcurl, grpcurl_binary, running_service
 from todo.v1 import todo_service_pb2 as pb
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 README_ADDRESS = "localhost:50051"
 
 

@@ -128,6 +128,7 @@ def rss_mib(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+@pytest.mark.process
 async def test_5000_watch_streams_on_one_connection_are_bounded_by_the_stream_cap() -> None:
     streams, cap = 5000, ServerSettings().max_concurrent_streams
     env = {"TODO_METRICS_ADDRESS": "127.0.0.1:0", "TODO_LOG_FORMAT": "console"}

@@ -95,6 +95,7 @@ def _memory(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} for {pid}")
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("method", ["ListTodos", "CreateTodo"])
 async def test_half_a_million_tags_cost_little_and_never_block_health(method: str) -> None:
     """INVALID_ARGUMENT with its details, little memory, and a liveness probe sent behind the attack answers."""

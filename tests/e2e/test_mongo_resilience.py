@@ -24,6 +24,8 @@ from tests.support.tcp_proxy import FreezableProxy
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 DRIVERS: list[Driver] = ["motor", "pymongo"]
 STORE_FAILURES = {
     (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),

@@ -37,6 +37,7 @@ def log_time(output: str, message_start: str) -> float:
     raise AssertionError(f"no log line starting with {message_start!r}:\n{output}")
 
 
+@pytest.mark.process
 def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_no_write(
     mongo_server: MongoServer,
 ) -> None:
@@ -185,6 +186,7 @@ async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_s
     assert fine.todo.content == "fits"
 
 
+@pytest.mark.process
 def test_workers_share_the_port_and_stop_together(mongo_server: MongoServer) -> None:
     port, metrics_port = free_port(), free_port()
     env = {

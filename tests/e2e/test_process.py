@@ -21,6 +21,8 @@ from tests.support.slow_service import open_gate
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
+
 
 def run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

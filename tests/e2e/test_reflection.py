@@ -66,6 +66,7 @@ def ghz(address: str, method: str, data: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.process
 def test_ghz_finds_the_methods_through_reflection(address: str) -> None:
     created = ghz(address, "CreateTodo", {"todo": {"content": "load {{.RequestNumber}}"}})
     assert (created["count"], created["statusCodeDistribution"]) == (20, {"OK": 20})
@@ -73,6 +74,7 @@ def test_ghz_finds_the_methods_through_reflection(address: str) -> None:
     assert missing["statusCodeDistribution"] == {"NotFound": 20}
 
 
+@pytest.mark.process
 def test_grpcurl_lists_and_describes_the_service(address: str) -> None:
     listed = grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
@@ -142,6 +144,7 @@ def fetch(url: str) -> str:
     return body.decode()
 
 
+@pytest.mark.process
 def test_grpcui_lists_the_seven_methods(address: str) -> None:
     ui = Grpcui(address)
     try:
@@ -229,6 +232,7 @@ SYMBOLS = [
 ]
 
 
+@pytest.mark.process
 async def test_grpcurl_describes_every_symbol_kind(kitchen: str) -> None:
     listed = await asyncio.to_thread(grpcurl, kitchen, "list")
     assert set(listed.stdout.split()) == {KITCHEN_SERVICE, *REFLECTION_SERVICES}, listed.stderr

@@ -18,11 +18,15 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
+import pytest
+
 from tests.support.logs import json_lines, log_timestamp
 from tests.support.metrics import scrape
 from tests.support.mongo_server import MongoServer
 from tests.support.process import ServiceProcess, free_port
 from todo_client import TodoClient, TodoError
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 REPLICAS = 3
 CALLERS = 8

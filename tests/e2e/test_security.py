@@ -148,6 +148,7 @@ async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Chann
     assert "service.access" in json_log.getvalue()
 
 
+@pytest.mark.process
 def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_file: str) -> None:
     assert Settings.from_env({}).reflection is True
     assert Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file}).reflection is False
@@ -167,6 +168,7 @@ def readme_command(containing: str) -> str:
     return str(block).replace("\\\n", " ").strip()
 
 
+@pytest.mark.process
 def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str, health_probe: Path) -> None:
     tls = tls_settings(pki, mutual=True)
     client = pki.ca.issue_client("grpcurl")

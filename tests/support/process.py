@@ -35,10 +35,22 @@ HEALTH_LISTENER = re.compile(r"health listener: (?P<host>[^\s;]+):(?P<port>\d+)"
 TEST_PAGE_TOKEN_SECRET = "tests-only-page-token-key-5b0e9d47c1"  # noqa: S105 (a throwaway test value)
 
 
+# Set by `make test-fast`, which deselects the tests marked `process` and `mongo`:
+# a test that starts a process or needs the MongoDB-wire server without its mark fails.
+FAST_MODE = "TODO_TEST_FAST"
+
+
+def refuse_in_fast_mode(what: str) -> None:
+    """Fail a test that uses `what` in `make test-fast`: it lacks its `process` or `mongo` mark."""
+    if os.environ.get(FAST_MODE):
+        pytest.fail(f"this test uses {what}: mark it `process` (or `mongo`) so that `make test-fast` leaves it out")
+
+
 class LoggedProcess:
     """A process whose stderr is collected; its stdout is discarded."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+        refuse_in_fast_mode(f"a process ({argv[0]})")
         self.argv = list(argv)
         self.process = subprocess.Popen(
             self.argv,
@@ -150,6 +162,7 @@ def running_service(env: Mapping[str, str] | None = None) -> Iterator[str]:
 
 def tool(variable: str, default: Path, how: str) -> Path:
     """A binary the project installs: from `variable`, else `default`; fails saying how to provide it."""
+    refuse_in_fast_mode(f"a pinned tool ({default.name})")
     path = Path(os.environ.get(variable, str(default)))
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"{path} is missing: {how}, or point {variable} at one")
