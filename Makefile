@@ -65,7 +65,7 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install test-fast check-no-image go-available tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
+.PHONY: help install docs test-fast check-no-image go-available tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -187,6 +187,9 @@ run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
 	$(BIN)/python -m service
 
+docs: install ## Rewrite the generated parts of docs/ (the settings table of docs/configuration.md, from the code)
+	$(BIN)/python -m tests.support.docs
+
 generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, service config) from protos/ (and re-copy third_party/googleapis)
 	./scripts/vendor-googleapis.sh
 	./scripts/generate.sh generated
@@ -274,7 +277,7 @@ image-test: install ## Build the image, then test it as built: configuration, co
 	./scripts/image-build.sh $(IMAGE) "$$base"; \
 	TODO_IMAGE=$(IMAGE) TODO_IMAGE_BASE="$$base" $(BIN)/pytest tests/image
 
-bench: install tools ## Benchmarks (not part of check; ~16 min): writes benchmarks/results/<date>.md and .json
+bench: install tools ## Benchmarks (not part of check; ~14 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/

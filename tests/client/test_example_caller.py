@@ -1,4 +1,4 @@
-"""The README's client example runs as written against a real server."""
+"""The client example of docs/clients.md runs as written against a real server."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The real grpcurl binary against the real service process, through reflection.
 
 `test_readme_session` runs the grpcurl session of README.md verbatim (only the
-address differs), so the README's examples cannot rot.
+address differs), so the README's session cannot rot.
 """
 
 from __future__ import annotations

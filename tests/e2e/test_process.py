@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.certificates import CertificateAuthority
+from tests.support.docs import block_after, page
 from tests.support.process import ServiceProcess
 from tests.support.slow_service import open_gate
 from todo.v1 import todo_service_pb2 as pb
@@ -24,9 +26,11 @@ from todo.v1 import todo_service_pb2_grpc as pb_grpc
 pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 
-def run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_with(
+    env: dict[str, str], argv: tuple[str, ...] = (sys.executable, "-m", "service")
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service"],
+        argv,
         cwd=REPO,
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
@@ -52,6 +56,15 @@ def test_invalid_configuration_is_one_line_and_exit_code_2() -> None:
         assert lines[0].startswith("todo-service: configuration error:")
         assert list(env)[-1] in lines[0]
         assert "s3cret" not in result.stderr
+
+
+def test_the_documented_configuration_error_is_what_the_service_prints() -> None:
+    """The block of docs/configuration.md: its command (with its environment), then the line it prints."""
+    command, printed = block_after(page("docs/configuration.md"), "# Configuration", "sh").strip().splitlines()
+    assignments, argv = command.removeprefix("$ ").split(" .venv/bin/python ")
+    env = dict(assignment.split("=", 1) for assignment in assignments.split())
+    result = run_with(env, (str(REPO / ".venv" / "bin" / "python"), *argv.split()))
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", printed + "\n")
 
 
 def test_an_address_in_use_is_a_clear_error_not_a_traceback() -> None:
@@ -85,6 +98,18 @@ def test_an_unusable_tokens_file_is_a_one_line_configuration_error(tmp_path: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("todo-service: configuration error: TODO_AUTH_TOKENS_FILE")
+
+
+def test_the_start_up_line_is_the_readmes(tmp_path: Path) -> None:
+    """`make run`'s start-up line as the README shows it: only the time, the process id and the port differ."""
+    documented = block_after(page("README.md"), "The\nstart-up line says what is on").strip()
+    with ServiceProcess({"TODO_LOG_FORMAT": "console"}) as service:
+        port = service.wait_serving().rsplit(":", 1)[1]
+        line = service.wait_for(r"^.* service: serving todo\.v1\.TodoService on .*$").group(0).strip()
+        assert service.terminate() == 0
+    prefix = re.compile(r"^\S+ \S+ INFO +\d+ ")  # date, time, level, process id
+    assert prefix.match(line), line
+    assert prefix.sub("", line) == prefix.sub("", documented).replace(":50051 ", f":{port} ")
 
 
 def test_the_start_up_line_says_what_is_on_and_console_lines_carry_the_pid() -> None:

@@ -15,6 +15,7 @@ import base64
 import json
 import re
 import select
+import shlex
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.reflection import V1_FILE, enable_reflection
 from service.infrastructure.grpc.server import start_server
+from tests.support.docs import block_after, page
 from tests.support.process import grpcurl, installed_tool, running_service
 
 KITCHEN_PROTOS = Path(__file__).parent / "protos"
@@ -100,12 +102,38 @@ def test_grpcurl_lists_and_describes_the_service(address: str) -> None:
         assert expected in described.stdout, described.stdout
 
 
+DOCUMENTED_ADDRESS = "localhost:50051"
+
+
+def documented_commands(address: str) -> dict[str, list[str]]:
+    """The commands of docs/api.md's reflection block by program, the installed tool and `address` put in."""
+    body = block_after(page("docs/api.md"), "## Health and reflection", "sh")
+    commands = {}
+    for line in body.splitlines():
+        argv = shlex.split(line.split("  #", 1)[0])
+        tool = installed_tool(argv[0], f"TODO_{argv[0].upper()}")
+        commands[argv[0]] = [tool, *(address if arg == DOCUMENTED_ADDRESS else arg for arg in argv[1:])]
+    return commands
+
+
+@pytest.mark.process
+def test_the_documented_commands_describe_and_load_the_service(address: str) -> None:
+    commands = documented_commands(address)
+    described = run(*commands["grpcurl"])
+    assert described.returncode == 0, described.stderr
+    assert "rpc GetTodo ( .todo.v1.GetTodoRequest ) returns ( .todo.v1.GetTodoResponse )" in described.stdout
+    loaded = run(*commands["ghz"])
+    assert loaded.returncode == 0, loaded.stderr
+    assert re.search(r"Count:\s+200\b", loaded.stdout), loaded.stdout
+    assert "[NotFound]   200 responses" in loaded.stdout  # no entry "buy-milk" in a fresh service
+
+
 class Grpcui:
-    """grpcui against `target`, its web UI on a free loopback port."""
+    """grpcui against `target` as docs/api.md runs it, its web UI on a free loopback port and no browser."""
 
     def __init__(self, target: str) -> None:
-        argv = [installed_tool("grpcui", "TODO_GRPCUI"), "-plaintext", "-bind", "127.0.0.1", "-port", "0"]
-        argv += ["-open-browser=false", target]
+        documented = documented_commands(target)["grpcui"]
+        argv = [*documented[:-1], "-bind", "127.0.0.1", "-port", "0", "-open-browser=false", documented[-1]]
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -149,9 +177,9 @@ def test_grpcui_lists_the_seven_methods(address: str) -> None:
     ui = Grpcui(address)
     try:
         url = ui.url()
-        page = fetch(url)
-        listed = re.search(r'"todo\.v1\.TodoService": \[(.*?)\]', page, re.S)
-        assert listed, page
+        html = fetch(url)
+        listed = re.search(r'"todo\.v1\.TodoService": \[(.*?)\]', html, re.S)
+        assert listed, html
         assert re.findall(r'"(\w+)"', listed[1]) == TODO_METHODS
         metadata = json.loads(fetch(f"{url}metadata?method=todo.v1.TodoService.GetTodo"))
         assert metadata["requestType"] == "todo.v1.GetTodoRequest"

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import hashlib
 import io
-import re
 import shlex
 import subprocess
 import time
@@ -23,6 +22,7 @@ from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.support import REPO
 from tests.support.certificates import CertificateAuthority
+from tests.support.docs import blocks, page
 from tests.support.process import ServiceProcess, grpcurl_binary
 from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
@@ -148,7 +148,6 @@ async def test_tokens_guard_the_api_but_not_health(authenticated: grpc.aio.Chann
     assert "service.access" in json_log.getvalue()
 
 
-@pytest.mark.process
 def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_file: str) -> None:
     assert Settings.from_env({}).reflection is True
     assert Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file}).reflection is False
@@ -157,15 +156,16 @@ def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_fi
 
 
 def run_grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
-    """grpcurl from the repository's root, as the README runs it."""
+    """grpcurl from the repository's root, as docs/security.md runs it."""
     return subprocess.run([grpcurl_binary(), *args], capture_output=True, text=True, timeout=30, check=False, cwd=REPO)
 
 
-def readme_command(containing: str) -> str:
-    """The README's `sh` code block that holds `containing`, as one line."""
-    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
-    [block] = [block for block in blocks if containing in block]
-    return str(block).replace("\\\n", " ").strip()
+def documented_command(containing: str) -> str:
+    """The `sh` code block of docs/security.md that holds `containing`, as one line."""
+    [block] = [
+        block.body for block in blocks(page("docs/security.md")) if block.lang == "sh" and containing in block.body
+    ]
+    return block.replace("\\\n", " ").strip()
 
 
 @pytest.mark.process
@@ -187,7 +187,7 @@ def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str, health_probe:
         proto_args += ["-proto", "todo/v1/todo_service.proto"]
         tls_args = ["-cacert", ca, "-cert", cert, "-key", key, *proto_args]
         data = '{"todo": {"content": "over mTLS"}}'
-        printed = readme_command('-d \'{"todo": {"content": "over mTLS"}}\'')
+        printed = documented_command('-d \'{"todo": {"content": "over mTLS"}}\'')
         for placeholder, value in (
             ("<token>", TOKEN),
             ("localhost:50051", address),
