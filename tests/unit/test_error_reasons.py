@@ -6,6 +6,8 @@
   reason, the domain and the status code against a table written out there;
   that table is checked here against the contract's options, as the proto
   file states them.
+- The error table of docs/api.md lists every reason with the status code the
+  contract gives it, and nothing else.
 - Every value is reachable: each one names the test that makes a real server
   send it and asserts it (checked here: the test exists and asserts that
   reason), or is listed as reserved.
@@ -20,6 +22,7 @@ import grpc
 import pytest
 
 from service.infrastructure.grpc.errors import ERROR_DOMAIN, rich_status, status_code
+from tests.support.docs import page, section, table_rows
 from tests.support.rich_status import DOMAIN, REASON_CODES
 from todo.v1 import error_reason_pb2
 from todo.v1 import todo_service_pb2 as pb
@@ -88,14 +91,28 @@ def test_the_domain_is_the_contract_package() -> None:
     assert ERROR_DOMAIN == pb.DESCRIPTOR.package == DOMAIN
 
 
-def test_the_tests_written_out_codes_are_the_contracts() -> None:
-    """tests/support/rich_status.REASON_CODES, which every decoded error is checked against, is the proto's."""
-    in_proto = {}
+def contract_codes() -> dict[str, grpc.StatusCode]:
+    """Each reason of error_reason.proto with its `status_code` option, read from the descriptor."""
+    codes = {}
     for value in ErrorReason.DESCRIPTOR.values:
         if value.name != "ERROR_REASON_UNSPECIFIED":
             number = value.GetOptions().Extensions[error_reason_pb2.status_code]
-            in_proto[value.name] = next(code for code in grpc.StatusCode if code.value[0] == number)
-    assert in_proto == REASON_CODES
+            codes[value.name] = next(code for code in grpc.StatusCode if code.value[0] == number)
+    return codes
+
+
+def test_the_tests_written_out_codes_are_the_contracts() -> None:
+    """tests/support/rich_status.REASON_CODES, which every decoded error is checked against, is the proto's."""
+    assert contract_codes() == REASON_CODES
+
+
+def test_the_documented_error_table_is_the_contracts() -> None:
+    """docs/api.md's table (status, reason, when): one row per reason, with the status code of the proto."""
+    table = table_rows(section(page("docs/api.md"), "## Errors"))
+    assert table[0][:2] == ["status", "`ErrorInfo.reason`"]
+    documented = {reason.strip("`"): status.strip("`") for status, reason, _when in table[1:]}
+    assert len(documented) == len(table) - 1, "a reason has two rows"
+    assert documented == {reason: code.name for reason, code in contract_codes().items()}
 
 
 def test_the_encoder_cannot_send_a_reason_outside_the_enum() -> None:
