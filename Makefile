@@ -131,7 +131,7 @@ $(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum | go-available
 	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
 
 go-available:
-	@command -v go >/dev/null || { echo "make: Go is needed to build the pinned tools: install Go >= 1.24 (https://go.dev/dl) and put it on PATH" >&2; exit 2; }
+	@command -v go >/dev/null || { echo "make: Go is needed to build the pinned tools: install Go >= 1.26 (https://go.dev/dl) and put it on PATH" >&2; exit 2; }
 
 tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
 
