@@ -19,6 +19,9 @@ Sections (all by default, or `--sections a,b`), one module each in benchmarks/se
   memory    8 resident memory after 20,000 and 200,000 mixed requests
   mongo     5 MongoDB path (service vs raw driver, Motor vs PyMongo), 6 explain
   workers   7 TODO_WORKERS=2 vs 1 (on MongoDB, as workers need it)
+  overload  10 past capacity (issue 19): what each refusal costs (f), one busy connection, floods at
+            0.5x-max with a victim and health probes, recovery, the cooperating Python client; the
+            servers' core throttled by a cgroup CPU quota so that ghz can offer several times capacity
 Optional (`--sections`, not in `make bench`):
   grpcio    3 alone: B0 on the pinned, the newest and BENCH_GRPCIO_EXTRA grpcio releases
 
@@ -48,7 +51,7 @@ from benchmarks.context import Bench, Options
 from benchmarks.environment import ensure_load_generators, machine_info, tool_info
 from benchmarks.procs import stop_all
 from benchmarks.report import markdown
-from benchmarks.sections import grpcio, inmemory, listing, memory, mongo, overhead, workers
+from benchmarks.sections import grpcio, inmemory, listing, memory, mongo, overhead, overload, workers
 from benchmarks.targets import targets
 
 SECTIONS: dict[str, Callable[[Bench, Report], None]] = {
@@ -58,6 +61,7 @@ SECTIONS: dict[str, Callable[[Bench, Report], None]] = {
     "memory": memory.run,
     "mongo": mongo.run,
     "workers": workers.run,
+    "overload": overload.run,
 }
 OPTIONAL_SECTIONS: dict[str, Callable[[Bench, Report], None]] = {"grpcio": grpcio.run}  # not run by default
 QUICK = {

@@ -25,6 +25,7 @@ class Server:
     port: int
     metrics_port: int | None = None
     health: bool = False  # serves grpc.health.v1 (the service does; B0, B1 do not)
+    health_port: int | None = None  # the dedicated health listener (TODO_HEALTH_ADDRESS), when started with one
 
 
 def loop_flag() -> list[str]:
@@ -67,9 +68,12 @@ def _start_printing_ready(bench: Bench, name: str, argv: list[str]) -> Server:
     return Server(proc, int(line.split()[1]))
 
 
-def start_b0(bench: Bench, name: str, python: str, responses: Path) -> Server:
-    """B0 (servers/b0.py) on the grpcio of `python`'s venv, serving the canned responses in `responses`."""
-    argv = [python, "-m", "benchmarks.servers.b0", "--port", "0", "--responses", str(responses), *loop_flag()]
+def start_b0(bench: Bench, name: str, python: str, responses: Path, *options: str) -> Server:
+    """B0 (servers/b0.py) on the grpcio of `python`'s venv, serving the canned responses in `responses`;
+    `options`: more of B0's command line (channel options, its refusing mode)."""
+    argv = [
+        python, "-m", "benchmarks.servers.b0", "--port", "0", "--responses", str(responses), *loop_flag(), *options,
+    ]  # fmt: skip
     return _start_printing_ready(bench, name, argv)
 
 

@@ -220,3 +220,48 @@ def stop_all(keep: Proc | None = None) -> None:
     for proc in reversed(list(RUNNING)):
         if proc is not keep:
             proc.stop()
+
+
+# --------------------------------------------------------------------------
+# A CPU quota: a slower server core, for the overload section
+
+
+class CpuQuota:
+    """A cgroup that lets its processes use `percent` of one core, in periods of `period_us`.
+
+    The overload section runs its servers in one so that ghz, on the other
+    core, can offer several times their capacity: every cost keeps its share
+    (a refused call still costs the same fraction of a served one), only the
+    core is slower. cgroup v1's cpu controller (/sys/fs/cgroup/cpu) or v2's
+    cpu.max; needs root. The cgroup is removed by `close()`.
+    """
+
+    def __init__(self, name: str, percent: float, period_us: int = 4000) -> None:
+        quota = max(1000, round(period_us * percent / 100))
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        if (v1 / "cpu.cfs_quota_us").exists():
+            self.path = v1 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.cfs_period_us").write_text(str(period_us))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+            self._root = v1
+        elif "cpu" in (v2 / "cgroup.controllers").read_text(errors="replace").split():
+            self.path = v2 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.max").write_text(f"{quota} {period_us}")
+            self._root = v2
+        else:
+            raise RuntimeError("no cgroup cpu controller: the overload section needs one (and root) for its quota")
+        self.percent = 100 * quota / period_us
+
+    def add(self, proc: Proc) -> None:
+        """Move `proc` (every thread of it, and what it starts later) into the quota."""
+        (self.path / "cgroup.procs").write_text(str(proc.pid))
+
+    def close(self) -> None:
+        """Move whatever is left back to the root cgroup, then remove this one."""
+        with contextlib.suppress(OSError):
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (self._root / "cgroup.procs").write_text(pid)
+            self.path.rmdir()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import MONGO_LIST_CONNECTIONS, Report, fmt
+from benchmarks.report_overload import overload
 
 Out = Callable[[str], None]
 
@@ -34,6 +35,8 @@ def markdown(report: Report) -> str:
         _explain(report["explain"], out)
     if report.get("memory"):
         _memory(report["memory"], out)
+    if report.get("overload"):
+        overload(report["overload"], out)
     for profile_key, profile_title in (
         ("profile", "Profile (py-spy, service with default settings, in-memory store)"),
         ("profile_mongo", "Profile of the MongoDB path (py-spy, FerretDB)"),

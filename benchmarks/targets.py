@@ -56,6 +56,7 @@ def targets(report: Report) -> list[dict[str, Any]]:
         add("7", "workers 2/1: rps per server CPU-second", r, ">= 0.85", r is not None and r >= 0.85)
         r = workers["rps 2/1"]["ratio"]
         add("7", "workers 2/1: total rps", r, "> 1.0", r is not None and r > 1.0)
+    rows += _overload(report)
     memory = report.get("memory")
     if memory:
         r = memory["ratio"]
@@ -81,3 +82,63 @@ def _overhead(report: Report) -> list[dict[str, Any]]:
                 what, target = f"{method} {load}: service / B0 (rps, issue 13)", f">= {goal}"
                 rows.append(_row("1", what, r, target, r >= goal))
     return rows
+
+
+def _overload(report: Report) -> list[dict[str, Any]]:
+    """Issue 19's goals 2 and 3, from the overload section."""
+    section = report.get("overload", {})
+    rows = []
+    steps = section.get("steps", {}).get("service", [])
+    top = next((step for step in steps if step["offered"] == "max"), None)
+    if top is not None:
+        victim = top["victim"]["ok_fraction"]
+        rows.append(
+            _row("19.2", "flood at ghz's full rate: victim's calls OK in 100 ms", victim, ">= 0.9", victim >= 0.9)
+        )
+        goodput = top["flood"].get("goodput")
+        rows.append(
+            _row("19.2", "flood at ghz's full rate: the flood's goodput", goodput, ">= 0.1", (goodput or 0) >= 0.1)
+        )
+        worst = _worst_health(steps)
+        rows.append(_row("19.2", "health checks during every flood step: max ms", worst, "< 100", worst < 100))
+        bad = sum(
+            count
+            for step in steps
+            for probe in (step.get("health") or {}).values()
+            for outcome, count in probe.get("outcomes", {}).items()
+            if outcome != "SERVING"
+        )
+        rows.append(_row("19.2", "health checks not SERVING during the floods", bad, "0", bad == 0))
+    recovery = section.get("recovery", {}).get("service")
+    if recovery:
+        seconds = recovery["seconds_to_0.95"]
+        rows.append(
+            _row(
+                "19.2",
+                "after the flood: seconds until 0.5x goodput >= 0.95",
+                seconds,
+                "<= 1",
+                seconds is not None and seconds <= 1,
+            )
+        )
+    busy = section.get("busy_connection", {}).get("ratio")
+    if busy is not None:
+        rows.append(_row("19.2", "one connection x 64 calls: defaults / before (OK/s)", busy, ">= 0.9", busy >= 0.9))
+    for name, run in section.get("cooperating", {}).get("runs", {}).items():
+        if name.endswith(" defaults") and "goodput" in run:
+            rows.append(
+                _row(
+                    "19.3",
+                    f"cooperating Python client {name}: goodput",
+                    run["goodput"],
+                    ">= 0.9",
+                    run["goodput"] >= 0.9,
+                )
+            )
+    return rows
+
+
+def _worst_health(steps: list[dict[str, Any]]) -> float:
+    return max(
+        (probe.get("max_ms") or 0.0 for step in steps for probe in (step.get("health") or {}).values()), default=0.0
+    )

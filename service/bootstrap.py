@@ -76,6 +76,14 @@ def bootstrap(
     """
     telemetry = telemetry or Telemetry.from_settings(settings)
     policy = call_policy(settings, telemetry)
+    knobs = settings.server
+    telemetry.metrics.overload_limits_are(
+        {
+            "max_concurrent_rpcs": knobs.max_concurrent_rpcs,
+            "max_concurrent_streams": knobs.max_concurrent_streams,
+            "overload_protection": int(knobs.overload_protection),
+        }
+    )
     store: Store
     if repository is not None:
         store = InMemoryStore()
@@ -117,7 +125,9 @@ def call_policy(settings: Settings, telemetry: Telemetry) -> CallPolicy:
     limit = settings.server.max_concurrent_rpcs
     return CallPolicy(
         authenticator=authenticator,
-        admission=Admission(limit) if limit else None,  # 0: no limit, so no admission step on the per-RPC path
+        admission=Admission(limit, counter=telemetry.metrics)
+        if limit
+        else None,  # 0: no limit, so no admission step on the per-RPC path
         max_rpc_seconds=settings.server.max_rpc_seconds,
     )
 

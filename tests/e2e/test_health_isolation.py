@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -169,6 +168,6 @@ def test_settings_carry_the_caps_from_the_environment() -> None:
             "TODO_HEALTH_ADDRESS": "127.0.0.1:8081",
         }
     )
-    assert dataclasses.astuple(settings.server)[-2:] == (10, 7)
+    assert (settings.server.max_concurrent_streams, settings.server.max_health_watches) == (10, 7)
     assert settings.health_address == "127.0.0.1:8081"
     assert Settings().health_address == ""  # off by default

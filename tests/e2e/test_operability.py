@@ -131,7 +131,7 @@ async def limited() -> AsyncIterator[Limited]:
     await running.stop(0)
 
 
-async def test_excess_concurrent_rpcs_are_resource_exhausted_at_once(limited: Limited) -> None:
+async def test_excess_concurrent_rpcs_are_refused_at_once_with_unavailable_and_pushback(limited: Limited) -> None:
     running, stub, reads = limited.server, limited.stub, limited.reads
     todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="slow")))).todo
     get = pb.GetTodoRequest(id=todo.id)
@@ -157,9 +157,12 @@ async def test_excess_concurrent_rpcs_are_resource_exhausted_at_once(limited: Li
     assert [result.todo for result in results] == [todo, todo]
     for refusal in refused:
         decoded = error_from_rpc(refusal)
-        assert (decoded.code, decoded.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CONCURRENCY_LIMIT_REACHED")
+        # UNAVAILABLE: overload, which gRPC retry policies and retry throttling act on (RESOURCE_EXHAUSTED would not).
+        assert (decoded.code, decoded.reason) == (grpc.StatusCode.UNAVAILABLE, "CONCURRENCY_LIMIT_REACHED")
         assert decoded.metadata == {"limit": "2"}
         assert retry_delay(refusal) == 0.1
+        trailers = cast(grpc.aio.Metadata, refusal.trailing_metadata())
+        assert trailers.get_all("grpc-retry-pushback-ms") == ["100"]  # gRFC A6 pushback: the same delay
     assert (await stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)).todo == todo
 
 

@@ -52,7 +52,7 @@ REACHED_BY = {  # reason -> (test file, test function)
     "BEARER_TOKEN_INVALID": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
     "CONCURRENCY_LIMIT_REACHED": (
         E2E + "test_operability.py",
-        "test_excess_concurrent_rpcs_are_resource_exhausted_at_once",
+        "test_excess_concurrent_rpcs_are_refused_at_once_with_unavailable_and_pushback",
     ),
     "UNHANDLED_EXCEPTION": (
         E2E + "test_internal_errors.py",

@@ -21,15 +21,18 @@ from todo_client.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    ThrottledError,
     TodoError,
     UnauthenticatedError,
     UnavailableError,
     error_from_rpc,
 )
 from todo_client.models import Todo, TodoPage
+from todo_client.overload import DEFAULT_OVERLOAD_POLICY, OverloadPolicy
 from todo_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy, channel_options, service_config
 
 __all__ = [
+    "DEFAULT_OVERLOAD_POLICY",
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_TIMEOUT",
     "REASONS",
@@ -41,9 +44,11 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OverloadPolicy",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RetryPolicy",
+    "ThrottledError",
     "Todo",
     "TodoClient",
     "TodoError",

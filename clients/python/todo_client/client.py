@@ -21,11 +21,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
-from todo_client.errors import ClientClosedError, TodoError, error_from_rpc
+from todo_client.errors import ClientClosedError, ThrottledError, TodoError, error_from_rpc
 from todo_client.models import Todo, TodoPage
+from todo_client.overload import (
+    DEFAULT_OVERLOAD_POLICY,
+    REJECTED_CODES,
+    AdaptiveThrottle,
+    ConnectionSlots,
+    OverloadPolicy,
+)
 from todo_client.retry import DEFAULT_RETRY_POLICY, ChannelOption, RetryPolicy, RetryThrottle, channel_options
 
 DEFAULT_TIMEOUT = 5.0
+THROTTLED = "CLIENT_THROTTLED"  # the reason of a ThrottledError (client-side, not one of the contract's)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # An RFC 6750 bearer token (b64token): printable ASCII, no spaces.
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -79,48 +87,67 @@ def _translated(error: Exception, closed: bool) -> Exception | None:
 class TodoClient:
     """A typed async client for todo.v1.TodoService.
 
-    Make one per process (or per target) and share it: it holds one channel,
-    which multiplexes concurrent calls. Like its grpc.aio channel, it belongs
-    to the event loop it was made in. Use `TodoClient.connect(...)` to build
-    the channel with the retry policy and credentials, and close the client
-    when done (`async with`, or `await client.close()`).
+    Make one per process (or per target) and share it: it holds a few
+    channels (connections), which multiplex concurrent calls. Like its
+    grpc.aio channels, it belongs to the event loop it was made in. Use
+    `TodoClient.connect(...)` to build the channels with the retry policy and
+    credentials, and close the client when done (`async with`, or
+    `await client.close()`).
 
     Every method takes `timeout` (seconds) to override the client's default
     deadline for that call; all retry attempts of a call share its deadline.
     Failures raise a subclass of `TodoError` (see `todo_client.errors`).
+    With an `OverloadPolicy` (the default) the client keeps its load off an
+    overloaded service: a stream budget per connection and adaptive throttling
+    (see `todo_client.overload`); a call it refuses itself raises `ThrottledError`.
     """
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        channel: grpc.aio.Channel | Sequence[grpc.aio.Channel],
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         metadata: Sequence[tuple[str, str]] = (),
+        overload: OverloadPolicy | None = DEFAULT_OVERLOAD_POLICY,
     ) -> None:
-        """Wrap an existing channel; the client owns it from now on and closes it in `close()`.
+        """Wrap existing channels (one, or one per connection); the client owns them from now on.
 
         `retry` governs the retries the client makes itself (UpdateTodo and
         DeleteTodo with an etag); the channel's own retries come from its
         options: build it with `todo_client.channel_options(retry)`.
         `metadata` is sent with every call. `timeout=None`: no default deadline.
+        `overload`: the stream budget (its `streams_per_connection` on each
+        channel given; `connections` is what `connect` opens) and the adaptive
+        throttling; None: neither.
         """
         _check_timeout(timeout)
-        self._channel = channel
+        channels = [channel] if isinstance(channel, grpc.aio.Channel) else list(channel)
+        if not channels:
+            raise ValueError("TodoClient needs at least one channel")
+        self._channels = channels
         self._timeout = timeout
         self._retry = retry
         self._throttle = RetryThrottle(retry) if retry is not None else None
         self._metadata: Metadata | None = tuple(metadata) or None
         self._closed = False
-        stub: pb_grpc.TodoServiceAsyncStub = pb_grpc.TodoServiceStub(channel)
-        # The multi-callables are made once; a call costs no lookup.
-        self._create = stub.CreateTodo
-        self._get = stub.GetTodo
-        self._list = stub.ListTodos
-        self._update = stub.UpdateTodo
-        self._delete = stub.DeleteTodo
-        self._add_tag = stub.AddTag
-        self._remove_tag = stub.RemoveTag
+        self._refused = 0  # calls that found no free stream in time
+        self._overload = overload
+        self._slots = None if overload is None else ConnectionSlots(len(channels), overload.streams_per_connection)
+        self._adaptive = (
+            None
+            if overload is None or not overload.throttle_ratio
+            else AdaptiveThrottle(overload.throttle_ratio, overload.throttle_window_seconds, overload.throttle_padding)
+        )
+        stubs: list[pb_grpc.TodoServiceAsyncStub] = [pb_grpc.TodoServiceStub(c) for c in channels]
+        # The multi-callables are made once, one per channel; a call costs no lookup.
+        self._create = [stub.CreateTodo for stub in stubs]
+        self._get = [stub.GetTodo for stub in stubs]
+        self._list = [stub.ListTodos for stub in stubs]
+        self._update = [stub.UpdateTodo for stub in stubs]
+        self._delete = [stub.DeleteTodo for stub in stubs]
+        self._add_tag = [stub.AddTag for stub in stubs]
+        self._remove_tag = [stub.RemoveTag for stub in stubs]
 
     @classmethod
     def connect(
@@ -136,6 +163,7 @@ class TodoClient:
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         options: Sequence[ChannelOption] = (),
+        overload: OverloadPolicy | None = DEFAULT_OVERLOAD_POLICY,
     ) -> Self:
         """A client on a new channel to `target` (e.g. "localhost:50051", "dns:///todo.internal:443").
 
@@ -151,7 +179,10 @@ class TodoClient:
           only belongs on loopback or inside a mesh that encrypts for you);
         - `timeout`: the default deadline of every call in seconds (None: none);
         - `retry`: the retry policy (None: no retries);
-        - `options`: extra gRPC channel options, winning over the client's own.
+        - `options`: extra gRPC channel options, winning over the client's own;
+        - `overload`: `overload.connections` channels, each its own connection
+          to every replica, and the client's overload control (see
+          `todo_client.overload`); None: one channel and no overload control.
         """
         _check_timeout(timeout)  # before the channel exists, so that nothing leaks
         if (client_certificate is None) != (client_key is None):
@@ -163,21 +194,27 @@ class TodoClient:
         extra = list(options)
         if tls_server_name:
             extra.insert(0, ("grpc.ssl_target_name_override", tls_server_name))
+        connections = 1 if overload is None else overload.connections
+        if connections > 1:
+            # Channels with the same arguments share one connection per address (gRPC's global
+            # subchannel pool); a pool of their own gives each channel its own connections.
+            extra.insert(0, ("grpc.use_local_subchannel_pool", 1))
         channel_args = channel_options(retry, extra)
         metadata: Metadata = ()
+        channels: list[grpc.aio.Channel] = []
         if tls:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=root_certificates, private_key=client_key, certificate_chain=client_certificate
             )
             if token is not None:
                 credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
-            channel = grpc.aio.secure_channel(target, credentials, options=channel_args)
+            channels = [grpc.aio.secure_channel(target, credentials, options=channel_args) for _ in range(connections)]
         else:
             # gRPC refuses call credentials on an insecure channel: send the header ourselves.
             if token is not None:
                 metadata = (("authorization", f"Bearer {token}"),)
-            channel = grpc.aio.insecure_channel(target, options=channel_args)
-        return cls(channel, timeout=timeout, retry=retry, metadata=metadata)
+            channels = [grpc.aio.insecure_channel(target, options=channel_args) for _ in range(connections)]
+        return cls(channels, timeout=timeout, retry=retry, metadata=metadata, overload=overload)
 
     async def __aenter__(self) -> Self:
         return self
@@ -188,9 +225,14 @@ class TodoClient:
         await self.close()
 
     async def close(self, grace: float | None = None) -> None:
-        """Close the channel; calls still running get `grace` seconds, then are cancelled."""
+        """Close the channels; calls still running get `grace` seconds, then are cancelled."""
         self._closed = True
-        await self._channel.close(grace)
+        await asyncio.gather(*(channel.close(grace) for channel in self._channels))
+
+    @property
+    def throttled(self) -> int:
+        """Calls this client has refused itself so far (adaptive throttling and a full stream budget)."""
+        return self._refused + (self._adaptive.rejected if self._adaptive is not None else 0)
 
     # -- the RPCs ---------------------------------------------------------
 
@@ -329,28 +371,80 @@ class TodoClient:
 
     async def _call(
         self,
-        method: grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT],
+        methods: list[grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]],
         request: RequestT,
         timeout: float | None,
     ) -> ResponseT:
         try:
-            return await method(request, timeout=self._timeout if timeout is None else timeout, metadata=self._metadata)
+            return await self._attempt(methods, request, self._timeout if timeout is None else timeout)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
             translated = _translated(error, self._closed)
             if translated is None:
                 raise
             raise translated from error
 
+    async def _attempt(
+        self,
+        methods: list[grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]],
+        request: RequestT,
+        timeout: float | None,
+    ) -> ResponseT:
+        """One call on a channel with a free stream, through the adaptive throttle (when on)."""
+        adaptive, slots = self._adaptive, self._slots
+        if adaptive is not None and not adaptive.allow():
+            raise _throttled("the service has been refusing calls; adaptive throttling refused this one locally")
+        if slots is None:
+            return await methods[0](request, timeout=timeout, metadata=self._metadata)
+        index = slots.take()
+        if index is None:
+            index, timeout = await self._wait_for_stream(slots, timeout)
+        try:
+            response = await methods[index](request, timeout=timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            if adaptive is not None:
+                if error.code() in REJECTED_CODES:
+                    adaptive.refused()
+                else:
+                    adaptive.accepted()
+            raise
+        finally:
+            slots.give_back(index)
+        if adaptive is not None:
+            adaptive.accepted()
+        return response
+
+    async def _wait_for_stream(self, slots: ConnectionSlots, timeout: float | None) -> tuple[int, float | None]:
+        """A free stream within the policy's queueing bound, and the deadline left; else ThrottledError."""
+        assert self._overload is not None  # slots come with a policy
+        policy = self._overload
+        wait = (
+            policy.max_queue_seconds
+            if timeout is None
+            else min(policy.max_queue_seconds, timeout * policy.max_queue_fraction)
+        )
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        index = await slots.wait(wait)
+        if index is None:
+            self._refused += 1
+            if self._adaptive is not None:
+                self._adaptive.refused()
+            raise _throttled(
+                f"every connection's {policy.streams_per_connection} streams stayed busy for {wait:.3g} s; "
+                "the call was not sent"
+            )
+        return index, None if timeout is None else max(0.001, timeout - (loop.time() - began))
+
     async def _conditional(
         self,
-        method: grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT],
+        methods: list[grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]],
         request: RequestT,
         timeout: float | None,
     ) -> ResponseT:
         """A call that carries an etag: retried on UNAVAILABLE like the service config does."""
         retry, throttle = self._retry, self._throttle
         if retry is None or throttle is None:
-            return await self._call(method, request, timeout)
+            return await self._call(methods, request, timeout)
         loop = asyncio.get_running_loop()
         budget = self._timeout if timeout is None else timeout
         deadline = None if budget is None else loop.time() + budget
@@ -358,7 +452,7 @@ class TodoClient:
         while True:
             remaining = None if deadline is None else deadline - loop.time()
             try:
-                response = await method(request, timeout=remaining, metadata=self._metadata)
+                response = await self._attempt(methods, request, remaining)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
                 translated = _translated(error, self._closed)
                 if translated is None:
@@ -375,3 +469,7 @@ class TodoClient:
             else:
                 throttle.succeeded()
                 return response
+
+
+def _throttled(message: str) -> ThrottledError:
+    return ThrottledError(message, code=grpc.StatusCode.UNAVAILABLE, reason=THROTTLED)

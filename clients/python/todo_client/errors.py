@@ -95,6 +95,16 @@ class UnavailableError(TodoError):
     """UNAVAILABLE: the server or its store cannot be reached (retried first where safe)."""
 
 
+class ThrottledError(UnavailableError):
+    """The client refused the call itself; it was never sent (safe to repeat later, for every method).
+
+    Either adaptive throttling refused it (the service has been turning calls
+    away: the client sends at most about twice what it accepts), or every
+    connection's stream budget stayed in use for as long as the call could wait
+    (see `todo_client.overload`). Code UNAVAILABLE, reason "CLIENT_THROTTLED".
+    """
+
+
 class DeadlineExceededError(TodoError):
     """DEADLINE_EXCEEDED: the call's deadline passed (client side, or STORE_TIMEOUT)."""
 

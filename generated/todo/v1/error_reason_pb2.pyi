@@ -68,9 +68,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     CONCURRENCY_LIMIT_REACHED: _ErrorReason.ValueType  # 11
     """The server is already handling as many calls as it is configured to
-    (TODO_MAX_CONCURRENT_RPCS); the call was refused before any work, so
-    repeating it is safe for every method. A google.rpc.RetryInfo says how long
-    to wait first; ErrorInfo.metadata["limit"] is the limit.
+    (TODO_MAX_CONCURRENT_RPCS): it is overloaded. The call was refused before
+    any work, so repeating it is safe for every method. A
+    google.rpc.RetryInfo (and gRPC's `grpc-retry-pushback-ms` trailer) says how
+    long to wait first; ErrorInfo.metadata["limit"] is the limit. Sent with
+    UNAVAILABLE, as gRPC itself reports a stream the server refused: callers
+    retry it with backoff where their retry policy allows, and gRPC's retry
+    throttling counts it. (RESOURCE_EXHAUSTED is for limits of the caller's
+    own, such as message sizes.)
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -138,9 +143,14 @@ ErrorInfo.metadata["request_id"].
 """
 CONCURRENCY_LIMIT_REACHED: ErrorReason.ValueType  # 11
 """The server is already handling as many calls as it is configured to
-(TODO_MAX_CONCURRENT_RPCS); the call was refused before any work, so
-repeating it is safe for every method. A google.rpc.RetryInfo says how long
-to wait first; ErrorInfo.metadata["limit"] is the limit.
+(TODO_MAX_CONCURRENT_RPCS): it is overloaded. The call was refused before
+any work, so repeating it is safe for every method. A
+google.rpc.RetryInfo (and gRPC's `grpc-retry-pushback-ms` trailer) says how
+long to wait first; ErrorInfo.metadata["limit"] is the limit. Sent with
+UNAVAILABLE, as gRPC itself reports a stream the server refused: callers
+retry it with backoff where their retry policy allows, and gRPC's retry
+throttling counts it. (RESOURCE_EXHAUSTED is for limits of the caller's
+own, such as message sizes.)
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

@@ -91,7 +91,7 @@ class ServerSettings:
         128,
         Whole(0, 1_000_000),
         "`todo.v1.TodoService` calls in progress at once (0: no limit); beyond it a call is refused before any "
-        "work with `RESOURCE_EXHAUSTED` (`CONCURRENCY_LIMIT_REACHED`, with a `RetryInfo`). Health and reflection "
+        "work with `UNAVAILABLE` (`CONCURRENCY_LIMIT_REACHED`, with a `RetryInfo`). Health and reflection "
         "are never counted, so probes answer whatever the application traffic does",
     )
     max_rpc_seconds: float = setting(
@@ -121,10 +121,19 @@ class ServerSettings:
     )
     max_concurrent_streams: int = setting(
         "TODO_MAX_CONCURRENT_STREAMS",
-        100,
+        16,
         Whole(1, 65_536),
         "calls open at once on one HTTP/2 connection (`grpc.max_concurrent_streams`); a client queues the rest, "
         "so one connection cannot make the server hold thousands of streams",
+    )
+    # gRPC core refuses streams over that limit with RST_STREAM(REFUSED_STREAM), counting streams whose
+    # calls are still being torn down: the cheap refusal, and the guard against reset floods (CVE-2023-44487).
+    overload_protection: bool = setting(
+        "TODO_GRPC_OVERLOAD_PROTECTION",
+        True,
+        BOOLEAN,
+        "gRPC core refuses streams over `TODO_MAX_CONCURRENT_STREAMS` with RST_STREAM(REFUSED_STREAM), counting "
+        "streams still being torn down: the cheap refusal, and the guard against reset floods (CVE-2023-44487)",
     )
     max_health_watches: int = setting(
         "TODO_MAX_HEALTH_WATCHES",

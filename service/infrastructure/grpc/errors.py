@@ -10,6 +10,7 @@ trailer always match the call's.
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
@@ -156,14 +157,25 @@ def unhandled_exception_status(request_id: str) -> grpc.Status:
     return rich_status(ErrorReason.UNHANDLED_EXCEPTION, "internal error", metadata={"request_id": request_id})
 
 
+# gRFC A6 server pushback: a client whose retry policy covers the status code waits this long before retrying.
+PUSHBACK_HEADER = "grpc-retry-pushback-ms"
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    """A status with trailers of our own choosing (as grpcio-status builds its own)."""
+
+
 @functools.cache  # the same for every refused call: built once, not while the server is overloaded
 def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Status:
-    return rich_status(
+    """UNAVAILABLE (CONCURRENCY_LIMIT_REACHED) with a RetryInfo and the same delay as gRPC's retry pushback."""
+    status = rich_status(
         ErrorReason.CONCURRENCY_LIMIT_REACHED,
         f"the server is handling {limit} calls already; retry after {retry_after_seconds:g} s",
         metadata={"limit": str(limit)},
         retry_after_seconds=retry_after_seconds,
     )
+    pushback = (PUSHBACK_HEADER, str(round(retry_after_seconds * 1000)))
+    return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
 
 
 @functools.cache  # a constant

@@ -213,14 +213,16 @@ def server_options(knobs: ServerSettings, reuse_port: bool) -> list[tuple[str, i
         ("grpc.keepalive_timeout_ms", int(knobs.keepalive_timeout_seconds * 1000)),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        # Calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS):
-        # one connection cannot hold thousands of streams; a client queues the rest.
+        # Calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a
+        # connection cannot make the server hold more; a compliant client queues the rest at
+        # no cost to the server. Small on purpose: it bounds how long a call waits behind a
+        # flood on other connections (see the README's Overload).
         ("grpc.max_concurrent_streams", knobs.max_concurrent_streams),
-        # A client may open streams before it has seen that limit (a burst on a
-        # fresh connection): accept those instead of refusing them with
-        # RST_STREAM(REFUSED_STREAM), which reaches callers as UNAVAILABLE. The
-        # limit holds from the client's SETTINGS acknowledgement on.
-        ("grpc.http.overload_protection", 0),
+        # gRPC core's default: streams over the limit (counting streams whose calls Python has
+        # not released yet) are refused with RST_STREAM(REFUSED_STREAM) before a call exists,
+        # about a seventh of the CPU a served call costs; clients retry them once on their own.
+        # It is also the guard against reset-and-reopen floods (CVE-2023-44487).
+        ("grpc.http.overload_protection", 1 if knobs.overload_protection else 0),
     ]
     if knobs.max_connection_age_seconds > 0:
         # Long-lived HTTP/2 connections are closed (with GOAWAY) after this

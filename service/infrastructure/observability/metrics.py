@@ -203,6 +203,21 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.overload_refusals = Counter(
+            "todo_overload_refused",
+            "todo.v1.TodoService calls the service refused because of load, by where (point) and why (reason). "
+            "Streams gRPC core refuses over TODO_MAX_CONCURRENT_STREAMS are not seen here (see the README's Overload).",
+            ["point", "reason"],
+            registry=registry,
+        )
+        self.overload_limits = Gauge(
+            "todo_overload_limit",
+            "The configured overload limits: max_concurrent_rpcs (0: none), max_concurrent_streams (per connection), "
+            "overload_protection (1: on).",
+            ["limit"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.database_seconds = Histogram(
             "todo_database_operation_seconds",
             "Time of one database operation, by operation and outcome.",
@@ -228,6 +243,14 @@ class Metrics:
     def reload_failed(self) -> None:
         """A reload of the tokens file found it unusable (the auth.TokenObserver protocol)."""
         self.auth_tokens_reload_failures.inc()
+
+    def overload_refused(self, point: str, reason: str = "CONCURRENCY_LIMIT_REACHED") -> None:
+        """A call refused because of load (the admission.RefusalCounter protocol); only on the refusal path."""
+        self.overload_refusals.labels(point, reason).inc()
+
+    def overload_limits_are(self, limits: dict[str, float]) -> None:
+        for name, limit in limits.items():
+            self.overload_limits.labels(name).set(limit)
 
     def health_watch_opened(self) -> None:
         self.health_watches.inc()

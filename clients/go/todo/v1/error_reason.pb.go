@@ -80,9 +80,14 @@ const (
 	// ErrorInfo.metadata["request_id"].
 	ErrorReason_UNHANDLED_EXCEPTION ErrorReason = 10
 	// The server is already handling as many calls as it is configured to
-	// (TODO_MAX_CONCURRENT_RPCS); the call was refused before any work, so
-	// repeating it is safe for every method. A google.rpc.RetryInfo says how long
-	// to wait first; ErrorInfo.metadata["limit"] is the limit.
+	// (TODO_MAX_CONCURRENT_RPCS): it is overloaded. The call was refused before
+	// any work, so repeating it is safe for every method. A
+	// google.rpc.RetryInfo (and gRPC's `grpc-retry-pushback-ms` trailer) says how
+	// long to wait first; ErrorInfo.metadata["limit"] is the limit. Sent with
+	// UNAVAILABLE, as gRPC itself reports a stream the server refused: callers
+	// retry it with backoff where their retry policy allows, and gRPC's retry
+	// throttling counts it. (RESOURCE_EXHAUSTED is for limits of the caller's
+	// own, such as message sizes.)
 	ErrorReason_CONCURRENCY_LIMIT_REACHED ErrorReason = 11
 )
 
@@ -199,7 +204,7 @@ const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\x14BEARER_TOKEN_INVALID\x10\t\x1a\x04\xa8\xbb\x18\x10\x12\x1d\n" +
 	"\x13UNHANDLED_EXCEPTION\x10\n" +
 	"\x1a\x04\xa8\xbb\x18\r\x12#\n" +
-	"\x19CONCURRENCY_LIMIT_REACHED\x10\v\x1a\x04\xa8\xbb\x18\b\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
+	"\x19CONCURRENCY_LIMIT_REACHED\x10\v\x1a\x04\xa8\xbb\x18\x0e\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
 	"\ferror_domain\x12\x1c.google.protobuf.EnumOptions\x18\xb4\x87\x03 \x01(\tR\verrorDomain:V\n" +
 	"\vstatus_code\x12!.google.protobuf.EnumValueOptions\x18\xb5\x87\x03 \x01(\x0e2\x10.google.rpc.CodeR\n" +
 	"statusCodeb\x06proto3"
