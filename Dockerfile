@@ -11,7 +11,7 @@
 #   docker buildx imagetools inspect python:3.11.15-slim-bookworm
 # PYTHON_IMAGE exists for machines that reach no registry: `make image` there
 # passes a stand-in built from Debian's packages (scripts/image-base.sh; see
-# the README's "Container image"). Both stages must use the same base: the
+# docs/operations.md, "Container image"). Both stages must use the same base: the
 # virtual environment's interpreter path comes from it.
 # `make image-test` builds this file with podman and checks the image as built
 # (tests/image/); tests/deploy/test_dockerfile.py reads what only the file shows.

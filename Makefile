@@ -44,6 +44,13 @@ GO_EXAMPLE := $(TOOLS)/bin/todo-go-example
 GO_EXAMPLE_SOURCES := $(shell find clients/go -name '*.go') clients/go/go.mod clients/go/go.sum
 # Python sources under ruff (the client library is its own distribution in clients/python).
 PY_SOURCES := service clients/python tests scripts benchmarks
+# Go builds the pinned tools. A fresh account on a machine where Go came from the
+# official tarball may not have it on PATH: /usr/local/go/bin is tried after PATH.
+ifeq ($(shell command -v go 2>/dev/null),)
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := $(PATH):/usr/local/go/bin
+endif
+endif
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
@@ -58,7 +65,7 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
+.PHONY: help install docs test-fast check-no-image go-available tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,43 +81,43 @@ ifeq ($(wildcard $(BIN)/python),)
 endif
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 
-$(GRPCURL):
+$(GRPCURL): | go-available
 	@echo "make: building grpcurl $(GRPCURL_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 # The Kubernetes-style gRPC health checker, for tests/deploy/test_health_probe.py.
-$(GRPC_HEALTH_PROBE):
+$(GRPC_HEALTH_PROBE): | go-available
 	@echo "make: building grpc-health-probe $(GRPC_HEALTH_PROBE_VERSION) into .tools/bin (first run only)"
 	GOBIN=$(TOOLS)/bin go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_HEALTH_PROBE_VERSION)
 
 # The MongoDB-wire test server: FerretDB v1.24.2 embedded (see tools/ferretdb).
-$(FERRETDB): $(FERRETDB_SOURCES)
+$(FERRETDB): $(FERRETDB_SOURCES) | go-available
 	@echo "make: building the FerretDB test server into .tools/bin (first run: a few minutes)"
 	cd tools/ferretdb && go build -o $(FERRETDB) .
 
 # The gRPC load tester, for tests/e2e/test_reflection.py (it needs method symbols from reflection).
-$(GHZ):
+$(GHZ): | go-available
 	@echo "make: building ghz $(GHZ_VERSION) into .tools/bin (first run only, about 2 min)"
 	GOBIN=$(TOOLS)/bin go install -ldflags "-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 # The uncooperative HTTP/2 client of the overload benchmark and tests (tools/h2flood).
-$(H2FLOOD): $(H2FLOOD_SOURCES)
+$(H2FLOOD): $(H2FLOOD_SOURCES) | go-available
 	@echo "make: building h2flood into .tools/bin (first run only)"
 	cd tools/h2flood && go build -o $(H2FLOOD) .
 
 # protoc plugins for clients/go (scripts/generate-clients.sh).
-$(PROTOC_PLUGINS)/protoc-gen-go:
+$(PROTOC_PLUGINS)/protoc-gen-go: | go-available
 	@echo "make: building protoc-gen-go $(PROTOC_GEN_GO_VERSION) into $(PROTOC_PLUGINS) (first run only)"
 	GOBIN=$(PROTOC_PLUGINS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
-$(PROTOC_PLUGINS)/protoc-gen-go-grpc:
+$(PROTOC_PLUGINS)/protoc-gen-go-grpc: | go-available
 	@echo "make: building protoc-gen-go-grpc $(PROTOC_GEN_GO_GRPC_VERSION) into $(PROTOC_PLUGINS) (first run only)"
 	GOBIN=$(PROTOC_PLUGINS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
 go-plugins: $(PROTOC_PLUGINS)/protoc-gen-go $(PROTOC_PLUGINS)/protoc-gen-go-grpc ## Install the pinned protoc-gen-go and protoc-gen-go-grpc
 
 # gofmt and go vet first: the example is what Go callers copy.
-$(GO_EXAMPLE): $(GO_EXAMPLE_SOURCES)
+$(GO_EXAMPLE): $(GO_EXAMPLE_SOURCES) | go-available
 	@unformatted=$$(cd clients/go && gofmt -l cmd); if [[ -n "$$unformatted" ]]; then \
 	  echo "gofmt would change: $$unformatted (run gofmt -w in clients/go)" >&2; exit 1; fi
 	cd clients/go && go vet ./... && go build -o $(GO_EXAMPLE) ./cmd/todo-example
@@ -119,14 +126,17 @@ go-example: $(GO_EXAMPLE) ## Build the Go example caller (clients/go) into .tool
 
 # The gRPC web UI, pinned in tools/grpcui/go.mod (a `tool` directive: `go install
 # grpcui@version` fails because the module proxy refuses grpcui's version list).
-$(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
+$(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum | go-available
 	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
 	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
+
+go-available:
+	@command -v go >/dev/null || { echo "make: Go is needed to build the pinned tools: install Go >= 1.26 (https://go.dev/dl) and put it on PATH" >&2; exit 2; }
 
 tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
 
 # Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
-$(KUSTOMIZE):
+$(KUSTOMIZE): | go-available
 	@echo "make: building kustomize $(KUSTOMIZE_VERSION) into .tools/bin (first run only, about 1.5 min)"
 	GOBIN=$(TOOLS)/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
@@ -177,12 +187,25 @@ run: install ## Serve on the embedded in-memory store (127.0.0.1:50051)
 	TODO_GRPC_ADDRESS=$${TODO_GRPC_ADDRESS:-$(RUN_ADDRESS)} TODO_LOG_FORMAT=$${TODO_LOG_FORMAT:-console} \
 	$(BIN)/python -m service
 
+docs: install ## Rewrite the generated parts of docs/ (the settings table of docs/configuration.md, from the code)
+	$(BIN)/python -m tests.support.docs
+
 generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, service config) from protos/ (and re-copy third_party/googleapis)
 	./scripts/vendor-googleapis.sh
 	./scripts/generate.sh generated
 	TODO_PROTOC_PLUGINS=$(PROTOC_PLUGINS) ./scripts/generate-clients.sh clients
 
-check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan test image-test ## Every check and test
+# `make check` as root runs every step. As another user it runs every step but the
+# image and then stops with one message saying so and what to run (scripts/image-preflight.sh);
+# `make check-no-image` is that run without the message, and exits 0.
+CHECKS_BUT_THE_IMAGE := install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan test
+
+check: $(CHECKS_BUT_THE_IMAGE) ## Every check and test, then the container image built and tested (the image step needs root)
+	@./scripts/image-preflight.sh --after-checks
+	@$(MAKE) --no-print-directory image-test
+
+check-no-image: $(CHECKS_BUT_THE_IMAGE) ## Every check and test but the container image (no root needed)
+	@echo "make: every check and test passed; the container image was not built (make image-test, as root)"
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -234,18 +257,29 @@ TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_H
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
 	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image
 
+# The quick loop while working: unit tests and tests against an in-process server on
+# the in-memory store. Nothing is built with Go, nothing runs as a process of its own
+# (tests marked `process`), no MongoDB-wire server (`mongo`): TODO_TEST_FAST makes a
+# test that starts one anyway fail, asking for its mark. test_contract.py and
+# test_kubernetes.py render the Kubernetes overlays with kustomize while they are collected.
+test-fast: install ## Unit and in-process tests, under a minute: no Go tools, no processes, no MongoDB
+	TODO_TEST_FAST=1 $(BIN)/pytest -q -m "not process and not mongo" --ignore=tests/image \
+	  --ignore=tests/deploy/test_contract.py --ignore=tests/deploy/test_kubernetes.py
+
 clients-check: install tools ## Only the caller tests: the todo-client wheel in a fresh venv, the Go client (both part of `test`)
 	$(TEST_TOOLS) $(BIN)/pytest tests/client/test_distribution.py tests/client/test_go_client.py
 
-image: ## Build the container image with podman, tagged IMAGE (installs podman; stand-in base unless PYTHON_IMAGE is set)
+image: ## Build the container image with podman, tagged IMAGE (as root; installs podman; stand-in base unless PYTHON_IMAGE is set)
+	@./scripts/image-preflight.sh
 	./scripts/image-build.sh $(IMAGE) "$(PYTHON_IMAGE)"
 
-image-test: install ## Build the image, then test it as built: configuration, contents, size, a container run (tests/image)
+image-test: install ## Build the image, then test it as built: configuration, contents, size, a container run (tests/image; as root)
+	@./scripts/image-preflight.sh
 	base="$(PYTHON_IMAGE)"; if [[ -z $$base ]]; then base=$$(./scripts/image-base.sh | tail -1); fi; \
 	./scripts/image-build.sh $(IMAGE) "$$base"; \
 	TODO_IMAGE=$(IMAGE) TODO_IMAGE_BASE="$$base" $(BIN)/pytest tests/image
 
-bench: install tools ## Benchmarks (not part of check; ~16 min): writes benchmarks/results/<date>.md and .json
+bench: install tools ## Benchmarks (not part of check; ~14 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/

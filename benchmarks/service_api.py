@@ -69,7 +69,8 @@ class Layers:
     def __init__(self, app: App) -> None:
         self._todos = app.todos
         self._codec = app.page_tokens
-        self.servicer: Servicer = app.servicer
+        self._api = app.api
+        self.servicer: Servicer = app.api.servicer
 
     async def create(self, content: str, tags: Sequence[str], todo_id: str = "") -> EntryRef:
         """CreateTodo through the real use case (validation, clock, ids)."""
@@ -78,7 +79,7 @@ class Layers:
 
     def handlers(self) -> dict[str, Any]:
         """The service's per-RPC handlers (grpc.RpcMethodHandler over raw bytes), by method name."""
-        return dict(self.servicer.method_handlers())
+        return dict(self._api.method_handlers())
 
     def page_token_after(self, entry: EntryRef) -> str:
         """The page token of an unfiltered ListTodos page that starts after `entry`."""

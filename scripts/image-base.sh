@@ -20,23 +20,47 @@
 # filesystem is cached as .tools/image-base/<recipe>.tar, so it is built once
 # per recipe. Prints the image name on its last line of stdout.
 #
+# The packages come from the Debian mirror this machine's apt uses for
+# bookworm (its sources.list or deb822 .sources files, through `apt-get
+# indextargets`); TODO_DEBIAN_MIRROR overrides it, and deb.debian.org is the
+# fallback on a machine whose apt names no bookworm archive.
+# `image-base.sh --mirror` prints the mirror it would use and exits.
+#
+# Needs root (scripts/image-preflight.sh says so before anything runs).
 # Installs podman, runc and debootstrap from Debian's packages when missing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TODO_IMAGE_BASE_CACHE:-$ROOT/.tools/image-base}
 SUITE=bookworm
-MIRROR=${TODO_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+FALLBACK_MIRROR=http://deb.debian.org/debian
 PACKAGES=python3.11,python3-venv,python3-pip,ca-certificates
 CA_BUNDLE=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 LABEL=org.todo.image-base.recipe
 
 log() { echo "image-base: $*" >&2; }
 
-if [[ $(id -u) -ne 0 ]]; then
-  log "needs root (debootstrap and podman's rootful storage); run as root"
-  exit 2
+# The archive that this machine's apt uses for $SUITE (the first one), else the fallback.
+debian_mirror() {
+  if [[ -n ${TODO_DEBIAN_MIRROR:-} ]]; then
+    echo "$TODO_DEBIAN_MIRROR"
+    return
+  fi
+  local uri=""
+  if command -v apt-get >/dev/null; then
+    uri=$(apt-get indextargets --no-release-info --format '$(RELEASE) $(REPO_URI)' 'Identifier: Packages' 2>/dev/null |
+      awk -v suite="$SUITE" '$1 == suite { print $2; exit }')
+  fi
+  echo "${uri:-$FALLBACK_MIRROR}"
+}
+
+if [[ ${1:-} == --mirror ]]; then
+  debian_mirror
+  exit 0
 fi
+
+"$ROOT/scripts/image-preflight.sh"
+MIRROR=$(debian_mirror)
 
 missing=()
 command -v podman >/dev/null || missing+=(podman)
@@ -67,7 +91,7 @@ if [[ ! -s $tarball ]]; then
   work=$(mktemp -d "$CACHE/build.XXXXXX")
   trap 'rm -rf "$work"' EXIT
   rootfs=$work/rootfs
-  log "debootstrap $SUITE ($PACKAGES) into $rootfs"
+  log "debootstrap $SUITE ($PACKAGES) from $MIRROR into $rootfs"
   # The downloaded packages are kept, so a changed recipe does not download them again.
   mkdir -p "$CACHE/debs"
   debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$CACHE/debs" \

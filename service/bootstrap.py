@@ -20,11 +20,12 @@ from service.application.page_token import PageTokenCodec
 from service.application.ports import Clock, IdGenerator, RandomIdGenerator, SystemClock
 from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
-from service.infrastructure.auth import load_authenticator
+from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.admission import Admission
+from service.infrastructure.grpc.handlers import CallPolicy
 from service.infrastructure.grpc.observer import RpcObserver
-from service.infrastructure.grpc.todo_entry import TodoServicer
+from service.infrastructure.grpc.todo_entry import TodoApi, TodoServicer
 from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.memory.store import InMemoryStore
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
@@ -35,10 +36,13 @@ from service.infrastructure.persistence.store import Store
 
 @dataclass(frozen=True, slots=True)
 class App:
-    """The finished objects of one service process; `close()` releases what bootstrap opened."""
+    """The finished objects of one service process; `close()` releases what bootstrap opened.
+
+    `api` is what the server set-up serves: the servicer under the call policy.
+    """
 
     settings: Settings
-    servicer: TodoServicer
+    api: TodoApi
     todos: TodoEntryService
     page_tokens: PageTokenCodec
     store: Store
@@ -69,14 +73,9 @@ def bootstrap(
       clock in UTC, 128 random bits).
     - `telemetry`: metrics and tracer (default: fresh metrics and the tracing
       the settings ask for).
-
-    Raises ConfigError when a file the settings name cannot be used (the
-    tokens file); it does so before anything is opened.
     """
-    authenticator = load_authenticator(settings.auth_tokens_file, settings.auth_tokens_reload_seconds)
     telemetry = telemetry or Telemetry.from_settings(settings)
-    if authenticator is not None:
-        authenticator.report_to(telemetry.metrics)
+    policy = call_policy(settings, telemetry)
     knobs = settings.server
     telemetry.metrics.overload_limits_are(
         {
@@ -97,35 +96,39 @@ def bootstrap(
             "TODO_MONGODB_URI is not set: using the in-memory store, entries are lost when the process stops"
         )
     container = punq.Container()
-    instances: dict[type[object], object] = {
-        TodoRepository: repository,
-        PageTokenCodec: PageTokenCodec(page_token_key(settings)),
-        Clock: clock or SystemClock(),
-        IdGenerator: ids or RandomIdGenerator(),
-        RpcObserver: RpcObserver(telemetry.metrics, telemetry.tracer),
-    }
-    for key, instance in instances.items():
-        container.register(key, instance=instance)
+    # Abstract keys (the repository ABC, the Clock and IdGenerator protocols) are
+    # registered, never resolved: mypy's type-abstract check stays on everywhere.
+    container.register(TodoRepository, instance=repository)
+    container.register(Clock, instance=clock or SystemClock())
+    container.register(IdGenerator, instance=ids or RandomIdGenerator())
+    container.register(PageTokenCodec, instance=PageTokenCodec(page_token_key(settings)))
+    container.register(RpcObserver, instance=RpcObserver(telemetry.metrics, telemetry.tracer))
     container.register(TodoEntryService, scope=punq.Scope.singleton)
-    container.register(
-        TodoServicer,
-        scope=punq.Scope.singleton,
-        authenticator=authenticator,
-        # 0: no limit, so no admission step at all on the per-RPC path.
-        admission=(
-            Admission(settings.server.max_concurrent_rpcs, counter=telemetry.metrics)
-            if settings.server.max_concurrent_rpcs
-            else None
-        ),
-        max_rpc_seconds=settings.server.max_rpc_seconds,
-    )
+    container.register(TodoServicer, scope=punq.Scope.singleton)
+    container.register(TodoApi, scope=punq.Scope.singleton, policy=policy)
     return App(
         settings=settings,
-        servicer=container.resolve(TodoServicer),
+        api=container.resolve(TodoApi),
         todos=container.resolve(TodoEntryService),
         page_tokens=container.resolve(PageTokenCodec),
         store=store,
         telemetry=telemetry,
+    )
+
+
+def call_policy(settings: Settings, telemetry: Telemetry) -> CallPolicy:
+    """Authentication, admission and the time limit of every todo.v1.TodoService call, from the settings."""
+    authenticator = None
+    if settings.auth_tokens is not None:  # read with the settings: the authenticator starts from it
+        authenticator = TokenAuthenticator(settings.auth_tokens, settings.auth_tokens_reload_seconds)
+        authenticator.report_to(telemetry.metrics)
+    limit = settings.server.max_concurrent_rpcs
+    return CallPolicy(
+        authenticator=authenticator,
+        admission=Admission(limit, counter=telemetry.metrics)
+        if limit
+        else None,  # 0: no limit, so no admission step on the per-RPC path
+        max_rpc_seconds=settings.server.max_rpc_seconds,
     )
 
 

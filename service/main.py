@@ -1,43 +1,25 @@
-"""Process lifecycle: settings -> App -> server -> wait for a signal -> drain.
+"""`python -m service`: read the environment, set up logging, then serve here or fork workers.
 
-`main()` reads the settings (the environment is read there and nowhere
-else), sets up logging and either serves in this process (`run`) or, with
-TODO_WORKERS > 1, leaves it to the supervisor (service/supervisor.py).
+The environment is read here, once, and nowhere else (`Settings.from_env`,
+which also reads the files it names: secrets, TLS files, the tokens file).
+A single process serves through the lifecycle (service/lifecycle.py); with
+TODO_WORKERS > 1 the supervisor (service/supervisor.py) forks the workers,
+each of which runs the same lifecycle.
 
-Start-up opens things in order; shutdown closes them in reverse (an
-AsyncExitStack). SIGTERM or SIGINT turns every health status NOT_SERVING,
-keeps serving for the drain delay while traffic moves away, stops the server
-with a grace period so in-flight RPCs finish, closes the store, exits 0.
-
-Nothing here imports gRPC or prometheus_client at module level: the
-supervisor must fork before they are loaded. Exit status: 0 after a clean
-stop, 1 when the service cannot start (an address in use), 2 on a
-configuration error (one line on stderr).
+Exit status: 0 after a clean stop, 1 when the service cannot start (an
+address in use), 2 on a configuration error (one line on stderr).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
 import logging
 import os
-import signal
 import sys
-from collections.abc import Callable
-from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
 
-from service.infrastructure.auth import load_authenticator
 from service.infrastructure.config import ConfigError, Settings
 from service.infrastructure.observability.logs import configure_logging
-from service.infrastructure.startup import StartupError
+from service.lifecycle import MakeApp, run
 
-if TYPE_CHECKING:
-    from service.bootstrap import App
-    from service.infrastructure.grpc.server import RunningServer
-
-MakeApp = Callable[[Settings], "App"]
 _log = logging.getLogger("service")
 
 
@@ -49,146 +31,14 @@ def main(make_app: MakeApp | None = None) -> int:
     """
     try:
         settings = Settings.from_env(os.environ)
-        if settings.workers > 1:  # checked before any worker starts (a single process: by bootstrap)
-            load_authenticator(settings.auth_tokens_file)
     except ConfigError as error:
-        return configuration_error(error)
+        print(f"todo-service: configuration error: {error}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level_number, settings.log_format)
     for warning in settings.warnings:
         _log.warning("%s", warning)
     if settings.workers > 1:
-        from service.supervisor import supervise  # noqa: PLC0415 (see module doc)
+        from service.supervisor import supervise  # noqa: PLC0415 (only for workers)
 
         return supervise(settings, make_app)
     return run(settings, make_app)
-
-
-def configuration_error(error: ConfigError) -> int:
-    print(f"todo-service: configuration error: {error}", file=sys.stderr)
-    return 2
-
-
-def run(settings: Settings, make_app: MakeApp | None = None, *, serve_metrics: bool = True) -> int:
-    """Build the App inside the chosen event loop and serve it until SIGTERM or SIGINT; the exit status."""
-
-    async def build_and_serve() -> None:
-        if make_app is None:
-            from service.bootstrap import bootstrap  # noqa: PLC0415 (see module doc)
-
-            app = bootstrap(settings)
-        else:
-            app = make_app(settings)
-        await serve(app, serve_metrics=serve_metrics, freeze_heap=True)
-
-    try:
-        if settings.event_loop == "uvloop":
-            import uvloop  # noqa: PLC0415 (only when chosen)
-
-            uvloop.run(build_and_serve())
-        else:
-            asyncio.run(build_and_serve())
-    except ConfigError as error:
-        return configuration_error(error)
-    except StartupError as error:
-        _log.error("%s", error)
-        return 1
-    return 0
-
-
-async def serve(app: App, *, serve_metrics: bool = True, freeze_heap: bool = False) -> None:
-    """Serve `app` until SIGTERM or SIGINT, then drain and close everything it opened.
-
-    `serve_metrics=False`: a worker of several, whose metrics the supervisor serves.
-    `freeze_heap=True` (the process's own server, not a test's): once serving,
-    what start-up allocated is moved out of the garbage collector's reach.
-    """
-    from service.infrastructure.grpc.server import start_server  # noqa: PLC0415 (see module doc)
-    from service.infrastructure.observability.metrics import MetricsEndpoint  # noqa: PLC0415
-    from service.infrastructure.readiness import watch_readiness  # noqa: PLC0415
-
-    settings = app.settings
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    database_up = app.telemetry.metrics.database_up
-    metrics_url = "off"
-    async with AsyncExitStack() as stack:
-        stack.push_async_callback(app.close)  # the store, then the spans: last
-        if settings.metrics_address and serve_metrics:
-            endpoint = MetricsEndpoint(settings.metrics_address, app.telemetry.metrics.registry)
-            stack.callback(endpoint.close)
-            metrics_url = f"http://{_with_port(settings.metrics_address, endpoint.port)}/metrics"
-            _log.info("metrics on %s", metrics_url)
-        elif settings.metrics_address:
-            metrics_url = f"http://{settings.metrics_address}/metrics (served by the supervisor)"
-        running = await start_server(app.servicer, settings)
-        stack.push_async_callback(_drain, running, settings.shutdown_drain_seconds, settings.shutdown_grace_seconds)
-        _log.info(
-            "serving todo.v1.TodoService on %s (%s)",
-            _with_port(settings.grpc_address, running.port),
-            startup_summary(app, metrics_url, health_url(settings, running)),
-        )
-
-        async def report(ready: bool) -> None:
-            database_up.set(1 if ready else 0)
-            await running.set_serving(ready)
-
-        if freeze_heap:
-            # Start-up's objects (modules, descriptors, the app) live as long as
-            # the process: frozen, no full collection walks them again.
-            gc.collect()
-            gc.freeze()
-        monitor = asyncio.create_task(
-            watch_readiness(app.store, report, settings.health_interval_seconds), name="readiness"
-        )
-        stack.push_async_callback(_cancel, monitor)  # stopped first
-        await stop.wait()
-    _log.info("stopped")
-
-
-def health_url(settings: Settings, running: RunningServer) -> str:
-    """Where the dedicated health listener is, or "off"."""
-    if running.health_port is None:
-        return "off"
-    return _with_port(settings.health_address, running.health_port)
-
-
-def startup_summary(app: App, metrics_url: str, health_listener: str = "off") -> str:
-    """What is on, for the start-up line: store and driver, TLS, tokens, reflection, tracing, metrics, workers."""
-    settings = app.settings
-    tls = "off" if settings.tls is None else ("mTLS" if settings.tls.client_ca_file else "on")
-    page_tokens = "configured secret" if settings.page_token_secret is not None else "random per-process secret"
-    return "; ".join(
-        (
-            f"store: {app.store.description}",
-            f"health listener: {health_listener}",
-            f"page tokens: {page_tokens}",
-            f"TLS: {tls}",
-            f"tokens: {'required' if settings.auth_tokens_file else 'off'}",
-            f"reflection: {'on' if settings.reflection else 'off'}",
-            f"tracing: {', '.join(settings.tracing.exporters) or 'off'}",
-            f"metrics: {metrics_url}",
-            f"workers: {settings.workers}",
-            f"event loop: {settings.event_loop}",
-        )
-    )
-
-
-def _with_port(address: str, port: int) -> str:
-    return f"{address.rsplit(':', 1)[0]}:{port}"
-
-
-async def _drain(running: RunningServer, drain: float, grace: float) -> None:
-    """SIGTERM path: NOT_SERVING everywhere, let traffic move away, then stop gracefully."""
-    await running.begin_shutdown()
-    _log.info("shutting down: health NOT_SERVING; still serving for %.1fs while traffic moves away", drain)
-    await asyncio.sleep(drain)
-    _log.info("shutting down: no new RPCs; in-flight RPCs get up to %.1fs", grace)
-    await running.stop(grace)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

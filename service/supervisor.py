@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from service.infrastructure.config import Settings
 from service.infrastructure.startup import StartupError
-from service.main import MakeApp, run
+from service.lifecycle import MakeApp, run
 
 _log = logging.getLogger("service")
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from service.infrastructure.observability.logs import configure_logging
-from tests.e2e.process import installed_tool
-from tests.mongo_server import MongoServer, describe, temporary_ferretdb
-from tests.support import FakeClock, SequentialIds, preserved_logging
+from tests.support.fakes import FakeClock, SequentialIds
+from tests.support.logs import CapturedLog, preserved_logging
+from tests.support.mongo_server import MongoServer, describe, temporary_ferretdb
+from tests.support.process import installed_tool, refuse_in_fast_mode
 
 
 @pytest.fixture
@@ -32,6 +33,25 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_atomic_cas: needs single-document atomic compare-and-set under concurrent writers, which "
         "MongoDB guarantees and FerretDB v1 does not (its conditional update is read-then-write)",
     )
+    config.addinivalue_line(
+        "markers",
+        "process: runs the service or a pinned tool as a process of its own (not in `make test-fast`)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "mongo: needs the MongoDB-wire test server (not in `make test-fast`; marked by the hook below)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `mongo` every test that asks for the MongoDB-wire server or runs on a MongoDB store kind."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        kinds = callspec.params.values() if callspec is not None else ()
+        if "mongo_server" in getattr(item, "fixturenames", ()) or any(
+            isinstance(kind, str) and kind.startswith("mongo-") for kind in kinds
+        ):
+            item.add_marker(pytest.mark.mongo)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +62,8 @@ def health_probe() -> Path:
 
 @pytest.fixture(scope="session")
 def mongo_server() -> Iterator[MongoServer]:
-    """The session's MongoDB-wire server (see tests/mongo_server.py)."""
+    """The session's MongoDB-wire server (see tests/support/mongo_server.py)."""
+    refuse_in_fast_mode("the MongoDB-wire test server")
     uri = os.environ.get("TODO_TEST_MONGODB_URI")
     if uri:
         yield describe(uri)
@@ -53,24 +74,6 @@ def mongo_server() -> Iterator[MongoServer]:
     finally:
         ferretdb.stop()
         directory.cleanup()
-
-
-def skip_unless_atomic(request: pytest.FixtureRequest, server: MongoServer) -> None:
-    """Tests marked needs_atomic_cas do not apply to FerretDB; say so, never silently."""
-    if server.is_ferretdb and request.node.get_closest_marker("needs_atomic_cas") is not None:
-        pytest.skip(
-            "FerretDB v1 runs a conditional update as read-then-write, so concurrent compare-and-set "
-            "writes can both succeed; set TODO_TEST_MONGODB_URI to a real MongoDB to run this test"
-        )
-
-
-class CapturedLog(io.StringIO):
-    """A captured log stream whose value includes the access lines still buffered for the background writer."""
-
-    def getvalue(self) -> str:
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        return super().getvalue()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Infrastructure layer: adapters to the outside world.
 
 Inbound: the gRPC transport (`grpc/`). Outbound: persistence (`persistence/`).
-Also the typed settings read from the environment (`config.py`).
+Also the typed settings read from the environment (the `config` package).
 """

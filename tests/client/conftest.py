@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service.infrastructure.grpc.server import RunningServer
-from tests.stores import serving
-from tests.support import free_port
-from todo_client import RetryPolicy, TodoClient
-
-# Short backoffs keep the retry tests quick; the shape is the default's.
-FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
+from tests.support.process import free_port
+from tests.support.servers import FAST_RETRY
+from tests.support.stores import serving
+from todo_client import TodoClient
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
-from tests.client.certificates import CertificateAuthority
+from tests.support.certificates import CertificateAuthority
 from todo_client import TodoClient, UnauthenticatedError, UnavailableError
 
 TOKEN = "client-token-5b1e"  # noqa: S105 (a throwaway test token)
@@ -36,7 +36,7 @@ async def test_mtls_and_token_against_the_real_server_settings(tmp_path: Path) -
             "TODO_AUTH_TOKENS_FILE": str(tmp_path / "tokens"),
         }
     )
-    running = await start_server(bootstrap(settings).servicer, settings)
+    running = await start_server(bootstrap(settings).api, settings)
     await running.set_serving(True)
     target = f"localhost:{running.port}"
 

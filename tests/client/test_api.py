@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.stores import STORE_KINDS
+from tests.support.stores import STORE_KINDS
 from todo_client import Todo, TodoClient, TodoPage
 
 pytestmark = pytest.mark.parametrize("store_kind", STORE_KINDS)

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from tests.client.conftest import FAST_RETRY
-from tests.client.servers import FaultInjector, GatedReads, todo_server
+from tests.support.fakes import GatedReads
+from tests.support.servers import FAST_RETRY, FaultInjector, todo_server
 from todo_client import DeadlineExceededError, Todo, TodoClient
 
 

@@ -7,7 +7,7 @@ a new virtual environment with the workspace's locked versions as constraints
 - none of the server's dependencies came with it: the environment holds
   exactly the client's locked dependency closure;
 - its version follows the contract (major = the proto package's version);
-- the README's client example, taken from the README itself, runs with that
+- the client example of docs/clients.md, taken from the page itself, runs with that
   environment's Python against the service started as a process of its own.
 """
 
@@ -24,11 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.service_process import running_service, uv_binary
-from tests.e2e.process import REPO
+from tests.support import REPO
+from tests.support.docs import block_after, page
+from tests.support.process import running_service, uv_binary
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 CLIENT = REPO / "clients" / "python"
-README = REPO / "README.md"
 # The interpreter outside any virtual environment: the fresh environment is made from it.
 BASE_PYTHON: str = getattr(sys, "_base_executable", sys.executable)
 # Named in the issue; the test derives the full list from pyproject.toml and checks these are in it.
@@ -181,25 +183,20 @@ def test_the_version_follows_the_contract(fresh: FreshEnvironment) -> None:
     assert version.split(".")[0] == match.group(1), f"todo-client {version} does not speak {package}"
 
 
-def readme_example() -> str:
-    """The Python block under the README's `## Client` / `### Example` headings."""
-    text = README.read_text(encoding="utf-8")
-    client = text[text.index("## Client (`todo_client`)") :]
-    example = client[client.index("### Example") :]
-    match = re.search(r"```python\n(.*?)```", example, re.DOTALL)
-    assert match, "README.md lost its client example"
-    return match.group(1)
+def documented_example() -> str:
+    """The Python block under the `### Example` heading of docs/clients.md."""
+    return block_after(page("docs/clients.md"), "\n### Example\n", "python")
 
 
-def test_the_readme_example_is_the_type_checked_file() -> None:
-    source = (REPO / "tests" / "client" / "example_caller.py").read_text(encoding="utf-8")
+def test_the_documented_example_is_the_type_checked_file() -> None:
+    source = (REPO / "tests" / "support" / "example_caller.py").read_text(encoding="utf-8")
     body = source[source.index("import asyncio") :]
-    assert readme_example() == body, "README's client example and tests/client/example_caller.py differ"
+    assert documented_example() == body, "the example of docs/clients.md and tests/support/example_caller.py differ"
 
 
-def test_the_readme_example_runs_from_the_fresh_environment(fresh: FreshEnvironment) -> None:
+def test_the_documented_example_runs_from_the_fresh_environment(fresh: FreshEnvironment) -> None:
     script = fresh.root / "example.py"
-    script.write_text(readme_example(), encoding="utf-8")
+    script.write_text(documented_example(), encoding="utf-8")
     with running_service() as address:
         output = run([fresh.python, "-I", script, address], cwd=fresh.root, timeout=60)
     created, done, conflict, bad_content, bad_tag, first_page, entry, deleted = output.splitlines()

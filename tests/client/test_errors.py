@@ -7,14 +7,12 @@ import pickle
 
 import grpc
 import pytest
-from google.protobuf.any_pb2 import Any as AnyMessage
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from service.domain.errors import StoreTimeoutError, StoreUnavailableError
-from tests.client.conftest import FAST_RETRY
-from tests.client.servers import FailingReads, Fault, FaultInjector, todo_server
-from tests.stores import STORE_KINDS
+from tests.support.fakes import FailingReads
+from tests.support.rich_status import status_details_bin
+from tests.support.servers import FAST_RETRY, Fault, FaultInjector, todo_server
+from tests.support.stores import STORE_KINDS
 from todo_client import (
     AlreadyExistsError,
     ConcurrentModificationError,
@@ -30,28 +28,6 @@ from todo_client import (
     UnavailableError,
     error_from_rpc,
 )
-
-
-def rich_trailers(
-    code: grpc.StatusCode, message: str, reason: str, violations: tuple[tuple[str, str], ...] = ()
-) -> tuple[tuple[str, bytes], ...]:
-    """A grpc-status-details-bin trailer like the service's, encoded by grpcio-status."""
-    info = AnyMessage()
-    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain="todo.v1", metadata={"who": "test"}))
-    details = [info]
-    if violations:
-        bad_request = AnyMessage()
-        bad_request.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-                    for field, description in violations
-                ]
-            )
-        )
-        details.append(bad_request)
-    status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
-    return tuple((key, value) for key, value in status.trailing_metadata if isinstance(value, bytes))
 
 
 @pytest.mark.parametrize("store_kind", STORE_KINDS)
@@ -199,7 +175,7 @@ class TestStoreAndServerFailures:
 )
 class TestOtherStatusCodes:
     async def test_with_rich_details(self, code: grpc.StatusCode, kind: type[TodoError]) -> None:
-        trailers = rich_trailers(code, "refused by policy", f"TEST_{code.name}")
+        trailers = status_details_bin(code, "refused by policy", f"TEST_{code.name}", metadata={"who": "test"})
         refuse = FaultInjector({"GetTodo": Fault(code, trailers=trailers, message="refused by policy")})
         async with (
             todo_server(interceptors=(refuse,)) as port,
@@ -240,7 +216,9 @@ def aio_error(
 class TestDecoding:
     def test_repeated_fields_are_joined_and_other_details_ignored(self) -> None:
         code = grpc.StatusCode.INVALID_ARGUMENT
-        trailers = rich_trailers(code, "bad", "FIELD_VIOLATION", (("a", "one"), ("a", "two"), ("b", "three")))
+        trailers = status_details_bin(
+            code, "bad", "FIELD_VIOLATION", violations=(("a", "one"), ("a", "two"), ("b", "three"))
+        )
         error = error_from_rpc(aio_error(code, "bad", (("other-key", "x"), *trailers)))
         assert isinstance(error, InvalidArgumentError)
         assert error.field_violations == {"a": "one; two", "b": "three"}
@@ -254,13 +232,13 @@ class TestDecoding:
         assert (error.message, error.reason, error.metadata) == ("plain", "", {})
 
     def test_details_of_another_code_are_ignored(self) -> None:
-        trailers = rich_trailers(grpc.StatusCode.NOT_FOUND, "from elsewhere", "TODO_NOT_FOUND")
+        trailers = status_details_bin(grpc.StatusCode.NOT_FOUND, "from elsewhere", "TODO_NOT_FOUND")
         error = error_from_rpc(aio_error(grpc.StatusCode.UNAVAILABLE, "proxy says no", trailers))
         assert isinstance(error, UnavailableError)
         assert (error.message, error.reason) == ("proxy says no", "")
 
     def test_errors_survive_pickling(self) -> None:
-        trailers = rich_trailers(grpc.StatusCode.NOT_FOUND, "gone", "TODO_NOT_FOUND")
+        trailers = status_details_bin(grpc.StatusCode.NOT_FOUND, "gone", "TODO_NOT_FOUND", metadata={"who": "test"})
         error = error_from_rpc(aio_error(grpc.StatusCode.NOT_FOUND, "gone", trailers))
         copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
         assert type(copy) is NotFoundError

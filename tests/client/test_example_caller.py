@@ -1,10 +1,10 @@
-"""The README's client example runs as written against a real server."""
+"""The client example of docs/clients.md runs as written against a real server."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.client import example_caller
+from tests.support import example_caller
 from todo_client import TodoClient
 
 

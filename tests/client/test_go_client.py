@@ -12,9 +12,13 @@ import json
 import re
 import subprocess
 
-from tests.client.service_process import running_service, tool
-from tests.e2e.process import REPO
+import pytest
+
+from tests.support import REPO
+from tests.support.process import running_service, tool
 from todo_client.retry import DEFAULT_RETRY_POLICY, service_config
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 SERVICE_CONFIG = REPO / "clients" / "service_config.json"
 

@@ -18,7 +18,8 @@ import pytest
 from service.bootstrap import bootstrap
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import start_server
-from tests.client.servers import GatedReads, todo_server
+from tests.support.fakes import GatedReads
+from tests.support.servers import todo_server
 from todo.v1 import todo_service_pb2 as pb
 from todo_client import OverloadPolicy, ThrottledError, TodoClient, UnavailableError
 from todo_client import overload as overload_module
@@ -68,6 +69,14 @@ class TestAdaptiveThrottle:
         allowed = sum(throttle.allow() for _ in range(200))
         assert allowed < 20  # the probability starts at 1 and stays there: nothing is accepted
         assert throttle.rejected == 200 - allowed
+
+    def test_it_holds_back_until_enough_calls_ended(self, clock: Clock) -> None:
+        throttle = AdaptiveThrottle(ratio=2.0, window_seconds=10, padding=8, minimum=20)
+        for _ in range(19):
+            throttle.refused()
+        assert throttle.probability() == 0.0  # a client that made a few calls is no load to shed
+        throttle.refused()
+        assert throttle.probability() == pytest.approx(20 / 28)
 
     def test_history_leaves_the_window(self, clock: Clock) -> None:
         throttle = AdaptiveThrottle(ratio=2.0, window_seconds=10, padding=8)
@@ -181,7 +190,7 @@ async def test_a_service_that_keeps_refusing_is_throttled_in_the_client() -> Non
     # One slot, held by a gated read: every other call is refused by the server's admission (UNAVAILABLE).
     reads = GatedReads()
     settings = Settings(grpc_address="127.0.0.1:0", server=ServerSettings(max_concurrent_rpcs=1))
-    running = await start_server(bootstrap(settings, repository=reads).servicer, settings)
+    running = await start_server(bootstrap(settings, repository=reads).api, settings)
     await running.set_serving(True)
     policy = OverloadPolicy(connections=1, max_queue_seconds=0, throttle_window_seconds=60)
     try:

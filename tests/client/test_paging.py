@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.client.servers import FaultInjector, todo_server
-from tests.stores import STORE_KINDS
+from tests.support.servers import FaultInjector, todo_server
+from tests.support.stores import STORE_KINDS
 from todo_client import TodoClient
 
 

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from tests.client.conftest import FAST_RETRY
-from tests.client.servers import Fault, FaultInjector, todo_server
+from tests.support.servers import FAST_RETRY, Fault, FaultInjector, todo_server
 from todo_client import ConcurrentModificationError, RetryPolicy, TodoClient, UnavailableError, channel_options
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE

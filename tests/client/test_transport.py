@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from tests.client.certificates import CertificateAuthority, KeyPair
-from tests.client.conftest import FAST_RETRY
-from tests.client.servers import FaultInjector, todo_server
+from tests.support.certificates import CertificateAuthority, KeyPair
+from tests.support.servers import FAST_RETRY, FaultInjector, todo_server
 from todo_client import ClientClosedError, TodoClient, UnavailableError, channel_options
 
 TOKEN = "s3cr3t-T0ken"  # noqa: S105 (a made-up token for the test server)

@@ -1,7 +1,7 @@
 """The repository under contract test, one parameter per implementation.
 
 Every test in this package runs once per store kind: the in-memory store, and
-MongoDB (the session's MongoDB-wire server, see tests/mongo_server.py) through
+MongoDB (the session's MongoDB-wire server, see tests/support/mongo_server.py) through
 Motor and through PyMongo's async client, each on a fresh database.
 """
 
@@ -15,7 +15,7 @@ from service.domain.repository import TodoRepository
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 from service.infrastructure.persistence.mongo.store import MongoStore
 from service.infrastructure.persistence.mongo.todo_entry import MongoTodoRepository
-from tests.stores import STORE_KINDS, cleaned_up, ready, settings_for
+from tests.support.stores import STORE_KINDS, cleaned_up, ready, settings_for
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from service.infrastructure.config import Settings
-from tests.deploy import server_contract as contract
-from tests.deploy.dockerfile import parse
-from tests.deploy.manifests import Manifest, compose_value, load_compose, seconds
+from tests.support import server_contract as contract
+from tests.support.dockerfile import parse
+from tests.support.manifests import Manifest, compose_value, load_compose, seconds
 
 PINNED_MONGO = re.compile(r"^mongo:\d+\.\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?$")
 MIN_SHUTDOWN_MARGIN_SECONDS = 5

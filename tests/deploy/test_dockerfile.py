@@ -13,7 +13,8 @@ import shlex
 
 import pytest
 
-from tests.deploy.dockerfile import DOCKERFILE, PYTHON_TAG, REPO, UV_PIN, Stage, global_args, parse
+from tests.support import REPO
+from tests.support.dockerfile import DOCKERFILE, PYTHON_TAG, UV_PIN, Stage, global_args, parse
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,15 @@ import grpc
 import pymongo
 import pytest
 
-from tests.client.certificates import CertificateAuthority
-from tests.deploy import server_contract as contract
-from tests.e2e.process import REPO, ServiceProcess
-from tests.mongo_server import MongoServer
-from tests.support import free_port
+from tests.support import REPO
+from tests.support import server_contract as contract
+from tests.support.certificates import CertificateAuthority
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 # grpc-health-probe's exit statuses.
 SERVING = 0

@@ -1,7 +1,7 @@
 """deploy/kubernetes: every overlay rendered by kustomize and held to the server contract.
 
 Ports, probe service names and environment names come from
-tests/deploy/server_contract.py; the user ID from the Dockerfile; the shutdown
+tests/support/server_contract.py; the user ID from the Dockerfile; the shutdown
 timings from the ConfigMap. Each overlay is rendered once (`kustomize build`,
 the pinned binary in .tools/bin) and checked as `kubectl apply -k` would send
 it. The schemas are checked strictly and offline with kubernetes-validate (its
@@ -21,10 +21,10 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from service.infrastructure.config import Settings
-from tests.client.certificates import CertificateAuthority
-from tests.deploy import server_contract as contract
-from tests.deploy.dockerfile import parse
-from tests.deploy.manifests import (
+from tests.support import server_contract as contract
+from tests.support.certificates import CertificateAuthority
+from tests.support.dockerfile import parse
+from tests.support.manifests import (
     BASE,
     KUBERNETES,
     OVERLAYS,
@@ -34,7 +34,9 @@ from tests.deploy.manifests import (
     overlay_names,
     quantity,
 )
-from tests.deploy.test_contract import NOT_YET_READ
+from tests.support.server_contract import NOT_YET_READ
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 # Time left after drain + grace for closing the store and flushing spans.
 MIN_SHUTDOWN_MARGIN_SECONDS = 5
@@ -364,7 +366,7 @@ def test_the_configuration_is_accepted_by_the_server(k8s: Kubernetes, tmp_path: 
     assert settings.metrics_address == contract.METRICS_ADDRESS
     assert settings.mongodb is not None, "the MongoDB URI file was not read"
     assert settings.page_token_secret == contents["page-token-secret"].decode(), "the page-token file was not read"
-    assert settings.auth_tokens_file is not None
+    assert settings.auth_tokens is not None
     assert settings.reflection is (k8s.overlay == "dev")
     assert (settings.tls is not None) is (k8s.overlay in {"tls", "mtls"})
     assert (settings.tls is not None and settings.tls.client_ca_file is not None) is (k8s.overlay == "mtls")

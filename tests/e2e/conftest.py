@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from service.infrastructure.grpc.server import RunningServer
-from tests.stores import STORE_KINDS, serving
+from tests.support.stores import STORE_KINDS, serving
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
 

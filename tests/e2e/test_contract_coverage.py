@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,13 +15,13 @@ from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
 from service.infrastructure.grpc.server import RunningServer
+from tests.support.docs import page, section
 from todo.v1 import todo_service_pb2 as pb
 from todo_client import TodoClient
 from todo_client.retry import IDEMPOTENCY_KEY_FIELD, RETRIED_METHODS
 
 SERVICE = pb.DESCRIPTOR.services_by_name["TodoService"]
 METHODS = list(SERVICE.methods)
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def snake_case(name: str) -> str:
@@ -31,10 +30,9 @@ def snake_case(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def api_table() -> str:
-    """The README's API table (the rows between `## API` and the next heading)."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## API", 1)[1].split("\n#", 1)[0]
-    return "\n".join(line for line in section.splitlines() if line.startswith("| `"))
+    """The API table of docs/api.md (the rows under `## RPCs`)."""
+    rpcs = section(page("docs/api.md"), "## RPCs")
+    return "\n".join(line for line in rpcs.splitlines() if line.startswith("| `"))
 
 
 async def _code(call: Awaitable[object]) -> grpc.StatusCode:
@@ -68,8 +66,8 @@ def test_every_rpc_has_a_client_method(method: MethodDescriptor) -> None:
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)
-def test_every_rpc_is_in_the_readme_api_table(method: MethodDescriptor, api_table: str) -> None:
-    assert f"`{method.name}{{" in api_table, f"README's API table has no row for {method.name}"
+def test_every_rpc_is_in_the_api_table(method: MethodDescriptor, api_table: str) -> None:
+    assert f"`{method.name}{{" in api_table, f"the API table of docs/api.md has no row for {method.name}"
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)

@@ -40,7 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.infrastructure.grpc.server import LIVENESS, RunningServer
-from tests.e2e.rich_status import decode
+from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

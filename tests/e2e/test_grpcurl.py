@@ -1,7 +1,7 @@
 """The real grpcurl binary against the real service process, through reflection.
 
 `test_readme_session` runs the grpcurl session of README.md verbatim (only the
-address differs), so the README's examples cannot rot.
+address differs), so the README's session cannot rot.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.process import REPO, grpcurl, grpcurl_binary, running_service
+from tests.support import REPO
+from tests.support.process import grpcurl, grpcurl_binary, running_service
 from todo.v1 import todo_service_pb2 as pb
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 README_ADDRESS = "localhost:50051"
 

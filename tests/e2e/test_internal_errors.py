@@ -14,7 +14,7 @@ from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.server import start_server
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
-from tests.e2e.rich_status import decode
+from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -31,7 +31,7 @@ class BrokenReads(InMemoryTodoRepository):
 @pytest.fixture
 async def broken_stub() -> AsyncIterator[pb_grpc.TodoServiceAsyncStub]:
     settings = Settings(grpc_address="127.0.0.1:0")
-    running = await start_server(bootstrap(settings, repository=BrokenReads()).servicer, settings)
+    running = await start_server(bootstrap(settings, repository=BrokenReads()).api, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield pb_grpc.TodoServiceStub(channel)
     await running.stop(0.5)

@@ -17,12 +17,14 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Driver, MongoSettings, Settings
 from service.infrastructure.grpc.server import start_server
 from service.infrastructure.persistence.mongo.store import MongoStore
-from tests.e2e.process import ServiceProcess
-from tests.e2e.rich_status import decode
-from tests.mongo_server import FerretDB, MongoServer
-from tests.tcp_proxy import FreezableProxy
+from tests.support.mongo_server import FerretDB, MongoServer
+from tests.support.process import ServiceProcess
+from tests.support.rich_status import decode
+from tests.support.tcp_proxy import FreezableProxy
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 DRIVERS: list[Driver] = ["motor", "pymongo"]
 STORE_FAILURES = {
@@ -147,7 +149,7 @@ async def frozen_setup(
     store = app.store
     assert isinstance(store, MongoStore)
     assert await store.check()
-    running = await start_server(app.servicer, settings)
+    running = await start_server(app.api, settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield proxy, pb_grpc.TodoServiceStub(channel), store
     await running.stop(0)

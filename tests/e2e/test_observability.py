@@ -16,10 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from service.infrastructure.observability.telemetry import Telemetry
-from tests.e2e.process import ServiceProcess
-from tests.mongo_server import MongoServer
-from tests.stores import serving
-from tests.support import free_port, json_lines, scrape, value
+from tests.support.logs import json_lines
+from tests.support.metrics import scrape, value
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
+from tests.support.stores import serving
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -88,6 +89,7 @@ GET = {"grpc_type": "unary", "grpc_service": "todo.v1.TodoService", "grpc_method
 CREATE = {**GET, "grpc_method": "CreateTodo"}
 
 
+@pytest.mark.process
 def test_metrics_endpoint_counts_real_calls_and_database_health(mongo_server: MongoServer) -> None:
     env = {
         "TODO_METRICS_ADDRESS": "127.0.0.1:0",
@@ -129,6 +131,7 @@ def test_metrics_endpoint_counts_real_calls_and_database_health(mongo_server: Mo
     assert moved("todo_database_operation_seconds_count", operation="find_one", outcome="ok") == 4
 
 
+@pytest.mark.process
 def test_access_log_line_per_rpc_with_request_id_returned_in_metadata(mongo_server: MongoServer) -> None:
     env = {"TODO_LOG_FORMAT": "json"}
     with ServiceProcess(env) as service:
@@ -170,6 +173,7 @@ def test_access_log_line_per_rpc_with_request_id_returned_in_metadata(mongo_serv
         assert {"time", "level", "logger", "message"} <= line.keys()
 
 
+@pytest.mark.process
 def test_sigterm_right_after_a_burst_loses_no_access_line() -> None:
     """Access lines are buffered and written by a background thread: the shutdown writes what is left."""
     calls_made = 300
@@ -194,6 +198,7 @@ def test_sigterm_right_after_a_burst_loses_no_access_line() -> None:
     assert ids == [f"burst-{number}" for number in range(calls_made)]
 
 
+@pytest.mark.process
 def test_access_log_switch_off_writes_no_access_line() -> None:
     with ServiceProcess({"TODO_LOG_FORMAT": "json", "TODO_ACCESS_LOG": "false"}) as service:
         address = service.wait_serving()
@@ -211,6 +216,7 @@ def test_access_log_switch_off_writes_no_access_line() -> None:
     assert "service.access" not in loggers
 
 
+@pytest.mark.process
 def test_database_credentials_never_reach_the_log() -> None:
     port = free_port()  # a loopback port nobody listens on
     env = {

@@ -20,10 +20,11 @@ from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from tests.e2e.process import ServiceProcess
-from tests.e2e.slow_service import SlowReads
-from tests.mongo_server import MongoServer
-from tests.support import free_port, json_lines, log_timestamp, scrape, value
+from tests.support.fakes import GatedReads
+from tests.support.logs import json_lines, log_timestamp
+from tests.support.metrics import scrape, value
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc
@@ -36,6 +37,7 @@ def log_time(output: str, message_start: str) -> float:
     raise AssertionError(f"no log line starting with {message_start!r}:\n{output}")
 
 
+@pytest.mark.process
 def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_no_write(
     mongo_server: MongoServer,
 ) -> None:
@@ -104,43 +106,55 @@ def test_sigterm_under_load_fails_nothing_before_the_listener_closes_and_loses_n
 
 async def server_with(settings: Settings, repository: TodoRepository | None = None) -> RunningServer:
     settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
-    running = await start_server(bootstrap(settings, repository=repository).servicer, settings)
+    running = await start_server(bootstrap(settings, repository=repository).api, settings)
     await running.set_serving(True)
     return running
 
 
+@dataclasses.dataclass(frozen=True)
+class Limited:
+    """A server with two application slots whose reads wait at a gate the test opens."""
+
+    server: RunningServer
+    stub: pb_grpc.TodoServiceAsyncStub
+    reads: GatedReads
+
+
 @pytest.fixture
-async def limited() -> AsyncIterator[tuple[RunningServer, pb_grpc.TodoServiceAsyncStub]]:
+async def limited() -> AsyncIterator[Limited]:
     settings = Settings(server=ServerSettings(max_concurrent_rpcs=2, max_receive_message_bytes=64 * 1024))
-    running = await server_with(settings, SlowReads(delay=3.0))
+    reads = GatedReads()
+    running = await server_with(settings, reads)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield running, pb_grpc.TodoServiceStub(channel)
+        yield Limited(running, pb_grpc.TodoServiceStub(channel), reads)
+    reads.gate.set()
     await running.stop(0)
 
 
-async def test_excess_concurrent_rpcs_are_refused_at_once_with_unavailable_and_pushback(
-    limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
-) -> None:
-    running, stub = limited
+async def test_excess_concurrent_rpcs_are_refused_at_once_with_unavailable_and_pushback(limited: Limited) -> None:
+    running, stub, reads = limited.server, limited.stub, limited.reads
     todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="slow")))).todo
-    calls = [asyncio.ensure_future(stub.GetTodo(pb.GetTodoRequest(id=todo.id), timeout=30)) for _ in range(6)]
+    get = pb.GetTodoRequest(id=todo.id)
+    admitted = [asyncio.ensure_future(stub.GetTodo(get, timeout=30)) for _ in range(2)]
+    await reads.waiting(2)  # both slots are taken: two reads wait at the gate
+    calls = [asyncio.ensure_future(stub.GetTodo(get, timeout=30)) for _ in range(4)]
     refused: list[grpc.aio.AioRpcError] = []
     for finished in asyncio.as_completed(calls):
         try:
             await finished
         except grpc.aio.AioRpcError as error:
             refused.append(error)
-        if len(refused) == 4:
-            break
-    # Every application slot is taken (two slow reads): health still answers.
+    # Every application slot is taken (two reads at the gate): health still answers.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("liveness", "readiness"):
             response = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert response.status == health_pb2.HealthCheckResponse.SERVING
-    assert sum(not call.done() for call in calls) == 2, "the two admitted calls were still running"
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    assert sum(isinstance(result, pb.GetTodoResponse) for result in results) == 2
+    assert not any(call.done() for call in admitted), "the two admitted calls are still running"
+    assert (len(refused), reads.reads) == (4, 2), "the four calls over the limit were refused before any read"
+    reads.gate.set()
+    results = await asyncio.gather(*admitted)
+    assert [result.todo for result in results] == [todo, todo]
     for refusal in refused:
         decoded = error_from_rpc(refusal)
         # UNAVAILABLE: overload, which gRPC retry policies and retry throttling act on (RESOURCE_EXHAUSTED would not).
@@ -164,10 +178,8 @@ def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
     return None
 
 
-async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(
-    limited: tuple[RunningServer, pb_grpc.TodoServiceAsyncStub],
-) -> None:
-    _, stub = limited
+async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_serving(limited: Limited) -> None:
+    stub = limited.stub
     huge = pb.CreateTodoRequest(todo=pb.Todo(content="x" * 4000, tags=[f"t{n}" for n in range(20)]))
     huge.todo.content = "x" * (100 * 1024)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -177,6 +189,7 @@ async def test_an_oversized_message_is_resource_exhausted_and_the_server_keeps_s
     assert fine.todo.content == "fits"
 
 
+@pytest.mark.process
 def test_workers_share_the_port_and_stop_together(mongo_server: MongoServer) -> None:
     port, metrics_port = free_port(), free_port()
     env = {

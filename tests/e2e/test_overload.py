@@ -13,6 +13,7 @@ the figures are printed for the record.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import threading
@@ -24,9 +25,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.process import ServiceProcess, installed_tool
+from tests.support.process import ServiceProcess, installed_tool
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.process  # runs the service and h2flood as processes
 
 STREAMS = 2
 CONNECTIONS = 4
@@ -34,13 +37,15 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.fixture
-def service() -> Iterator[tuple[ServiceProcess, str, str]]:
+def service(tmp_path: Path) -> Iterator[tuple[ServiceProcess, str, str]]:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)  # never opened: every read stays in flight until the process stops
     env = {
         "TODO_MAX_CONCURRENT_STREAMS": str(STREAMS),
-        "TODO_TEST_READ_DELAY": "60",
+        "TODO_TEST_READ_GATE": str(gate),
         "TODO_HEALTH_ADDRESS": "127.0.0.1:0",
     }
-    with ServiceProcess(env, module="tests.e2e.slow_service") as process:
+    with ServiceProcess(env, module="tests.support.slow_service") as process:
         address = process.wait_serving()
         yield process, address, process.wait_health_listener()
 

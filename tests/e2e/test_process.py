@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,15 +15,22 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.client.certificates import CertificateAuthority
-from tests.e2e.process import REPO, ServiceProcess
+from tests.support import REPO
+from tests.support.certificates import CertificateAuthority
+from tests.support.docs import block_after, page
+from tests.support.process import ServiceProcess
+from tests.support.slow_service import open_gate
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
-def run_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+
+def run_with(
+    env: dict[str, str], argv: tuple[str, ...] = (sys.executable, "-m", "service")
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service"],
+        argv,
         cwd=REPO,
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
@@ -47,6 +56,15 @@ def test_invalid_configuration_is_one_line_and_exit_code_2() -> None:
         assert lines[0].startswith("todo-service: configuration error:")
         assert list(env)[-1] in lines[0]
         assert "s3cret" not in result.stderr
+
+
+def test_the_documented_configuration_error_is_what_the_service_prints() -> None:
+    """The block of docs/configuration.md: its command (with its environment), then the line it prints."""
+    command, printed = block_after(page("docs/configuration.md"), "# Configuration", "sh").strip().splitlines()
+    assignments, argv = command.removeprefix("$ ").split(" .venv/bin/python ")
+    env = dict(assignment.split("=", 1) for assignment in assignments.split())
+    result = run_with(env, (str(REPO / ".venv" / "bin" / "python"), *argv.split()))
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", printed + "\n")
 
 
 def test_an_address_in_use_is_a_clear_error_not_a_traceback() -> None:
@@ -82,6 +100,18 @@ def test_an_unusable_tokens_file_is_a_one_line_configuration_error(tmp_path: Pat
     assert lines[0].startswith("todo-service: configuration error: TODO_AUTH_TOKENS_FILE")
 
 
+def test_the_start_up_line_is_the_readmes(tmp_path: Path) -> None:
+    """`make run`'s start-up line as the README shows it: only the time, the process id and the port differ."""
+    documented = block_after(page("README.md"), "The\nstart-up line says what is on").strip()
+    with ServiceProcess({"TODO_LOG_FORMAT": "console"}) as service:
+        port = service.wait_serving().rsplit(":", 1)[1]
+        line = service.wait_for(r"^.* service: serving todo\.v1\.TodoService on .*$").group(0).strip()
+        assert service.terminate() == 0
+    prefix = re.compile(r"^\S+ \S+ INFO +\d+ ")  # date, time, level, process id
+    assert prefix.match(line), line
+    assert prefix.sub("", line) == prefix.sub("", documented).replace(":50051 ", f":{port} ")
+
+
 def test_the_start_up_line_says_what_is_on_and_console_lines_carry_the_pid() -> None:
     with ServiceProcess({"TODO_LOG_FORMAT": "console", "TODO_REFLECTION": "off"}) as service:
         service.wait_serving()
@@ -101,20 +131,24 @@ def test_the_start_up_line_says_what_is_on_and_console_lines_carry_the_pid() -> 
     assert all(pid in text for text in service.output.splitlines() if " service" in text), service.output
 
 
-async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0() -> None:
-    with ServiceProcess({"TODO_TEST_READ_DELAY": "1.5"}, module="tests.e2e.slow_service") as service:
+async def test_sigterm_lets_the_in_flight_rpc_finish_and_exits_0(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    with ServiceProcess({"TODO_TEST_READ_GATE": str(gate)}, module="tests.support.slow_service") as service:
         address = service.wait_serving()
         async with grpc.aio.insecure_channel(address) as channel:
             stub = pb_grpc.TodoServiceStub(channel)
             todo = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="drain me")))).todo
             in_flight = asyncio.ensure_future(stub.GetTodo(pb.GetTodoRequest(id=todo.id)))
             await asyncio.to_thread(service.wait_for, f"slow read started: {todo.id}")
-            service.process.terminate()  # SIGTERM
+            service.process.terminate()  # SIGTERM while the read waits at the gate
+            await asyncio.to_thread(service.wait_for, "shutting down: no new RPCs")
+            assert not in_flight.done(), "the read finished before the gate opened"
+            await asyncio.to_thread(open_gate, str(gate))  # the server is stopping: now let the read finish
             response = await in_flight
             assert response.todo == todo
             code = await asyncio.to_thread(service.wait)
         assert code == 0, service.output
-        assert "shutting down" in service.output
         assert "Traceback" not in service.output
 
 

@@ -15,6 +15,7 @@ import base64
 import json
 import re
 import select
+import shlex
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.reflection import V1_FILE, enable_reflection
 from service.infrastructure.grpc.server import start_server
-from tests.e2e.process import grpcurl, installed_tool, running_service
+from tests.support.docs import block_after, page
+from tests.support.process import grpcurl, installed_tool, running_service
 
 KITCHEN_PROTOS = Path(__file__).parent / "protos"
 KITCHEN_SERVICE = "kitchen.v1.KitchenService"
@@ -66,6 +68,7 @@ def ghz(address: str, method: str, data: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.process
 def test_ghz_finds_the_methods_through_reflection(address: str) -> None:
     created = ghz(address, "CreateTodo", {"todo": {"content": "load {{.RequestNumber}}"}})
     assert (created["count"], created["statusCodeDistribution"]) == (20, {"OK": 20})
@@ -73,6 +76,7 @@ def test_ghz_finds_the_methods_through_reflection(address: str) -> None:
     assert missing["statusCodeDistribution"] == {"NotFound": 20}
 
 
+@pytest.mark.process
 def test_grpcurl_lists_and_describes_the_service(address: str) -> None:
     listed = grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
@@ -98,12 +102,38 @@ def test_grpcurl_lists_and_describes_the_service(address: str) -> None:
         assert expected in described.stdout, described.stdout
 
 
+DOCUMENTED_ADDRESS = "localhost:50051"
+
+
+def documented_commands(address: str) -> dict[str, list[str]]:
+    """The commands of docs/api.md's reflection block by program, the installed tool and `address` put in."""
+    body = block_after(page("docs/api.md"), "## Health and reflection", "sh")
+    commands = {}
+    for line in body.splitlines():
+        argv = shlex.split(line.split("  #", 1)[0])
+        tool = installed_tool(argv[0], f"TODO_{argv[0].upper()}")
+        commands[argv[0]] = [tool, *(address if arg == DOCUMENTED_ADDRESS else arg for arg in argv[1:])]
+    return commands
+
+
+@pytest.mark.process
+def test_the_documented_commands_describe_and_load_the_service(address: str) -> None:
+    commands = documented_commands(address)
+    described = run(*commands["grpcurl"])
+    assert described.returncode == 0, described.stderr
+    assert "rpc GetTodo ( .todo.v1.GetTodoRequest ) returns ( .todo.v1.GetTodoResponse )" in described.stdout
+    loaded = run(*commands["ghz"])
+    assert loaded.returncode == 0, loaded.stderr
+    assert re.search(r"Count:\s+200\b", loaded.stdout), loaded.stdout
+    assert "[NotFound]   200 responses" in loaded.stdout  # no entry "buy-milk" in a fresh service
+
+
 class Grpcui:
-    """grpcui against `target`, its web UI on a free loopback port."""
+    """grpcui against `target` as docs/api.md runs it, its web UI on a free loopback port and no browser."""
 
     def __init__(self, target: str) -> None:
-        argv = [installed_tool("grpcui", "TODO_GRPCUI"), "-plaintext", "-bind", "127.0.0.1", "-port", "0"]
-        argv += ["-open-browser=false", target]
+        documented = documented_commands(target)["grpcui"]
+        argv = [*documented[:-1], "-bind", "127.0.0.1", "-port", "0", "-open-browser=false", documented[-1]]
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -142,13 +172,14 @@ def fetch(url: str) -> str:
     return body.decode()
 
 
+@pytest.mark.process
 def test_grpcui_lists_the_seven_methods(address: str) -> None:
     ui = Grpcui(address)
     try:
         url = ui.url()
-        page = fetch(url)
-        listed = re.search(r'"todo\.v1\.TodoService": \[(.*?)\]', page, re.S)
-        assert listed, page
+        html = fetch(url)
+        listed = re.search(r'"todo\.v1\.TodoService": \[(.*?)\]', html, re.S)
+        assert listed, html
         assert re.findall(r'"(\w+)"', listed[1]) == TODO_METHODS
         metadata = json.loads(fetch(f"{url}metadata?method=todo.v1.TodoService.GetTodo"))
         assert metadata["requestType"] == "todo.v1.GetTodoRequest"
@@ -160,7 +191,7 @@ def test_grpcui_lists_the_seven_methods(address: str) -> None:
 async def test_reflection_off_serves_neither_version() -> None:
     settings = Settings.from_env({"TODO_REFLECTION": "false", "TODO_GRPC_ADDRESS": "127.0.0.1:0"})
     app = bootstrap(settings)
-    running = await start_server(app.servicer, settings)
+    running = await start_server(app.api, settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             for version in ("v1", "v1alpha"):
@@ -229,6 +260,7 @@ SYMBOLS = [
 ]
 
 
+@pytest.mark.process
 async def test_grpcurl_describes_every_symbol_kind(kitchen: str) -> None:
     listed = await asyncio.to_thread(grpcurl, kitchen, "list")
     assert set(listed.stdout.split()) == {KITCHEN_SERVICE, *REFLECTION_SERVICES}, listed.stderr

@@ -7,7 +7,8 @@ follows each replica's `readiness` health (client-side health checking), so:
   SERVING; one replica at a time) surfaces no error to callers and loses no
   acknowledged write;
 - a draining replica (health NOT_SERVING, listener still open for the drain)
-  receives no new RPC.
+  receives no new RPC: it begins at most the RPCs its callers had already
+  sent it when the health update reached them, one per caller.
 The figures are printed (`pytest -s`): shares, writes, errors, late RPCs.
 """
 
@@ -17,19 +18,20 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from tests.e2e.process import ServiceProcess
-from tests.mongo_server import MongoServer
-from tests.support import free_port, json_lines, log_timestamp, scrape
+import pytest
+
+from tests.support.logs import json_lines, log_timestamp
+from tests.support.metrics import scrape
+from tests.support.mongo_server import MongoServer
+from tests.support.process import ServiceProcess, free_port
 from todo_client import TodoClient, TodoError
+
+pytestmark = pytest.mark.process  # runs the service or a pinned tool as a process
 
 REPLICAS = 3
 CALLERS = 8
 STEADY_SECONDS = 3.0
 DRAIN_SECONDS = 1.0
-# How soon after a replica reports NOT_SERVING the clients must have stopped
-# sending to it: the health Watch update crosses the loopback in well under a
-# millisecond; this only absorbs scheduling on a loaded 2-core machine.
-PROPAGATION_SECONDS = 0.1
 HANDLED = "grpc_server_handled_total"
 
 
@@ -61,23 +63,20 @@ class Replica:
         )
 
 
-def late_rpcs(log: str) -> tuple[int, int]:
-    """RPCs a replica began after it turned NOT_SERVING: (within the propagation allowance, after it)."""
+def late_rpcs(log: str) -> int:
+    """How many RPCs a replica began after it turned NOT_SERVING (its drain had begun)."""
     lines = json_lines(log)
     [draining] = [
         log_timestamp(line["time"])
         for line in lines
         if str(line.get("message", "")).startswith("shutting down: health NOT")
     ]
-    early = late = 0
-    for line in lines:
-        if str(line.get("method", "")).startswith("/todo.v1.TodoService/"):
-            began = log_timestamp(line["time"]) - float(line["duration_ms"]) / 1000
-            if began > draining + PROPAGATION_SECONDS:
-                late += 1
-            elif began > draining:
-                early += 1
-    return early, late
+    return sum(
+        1
+        for line in lines
+        if str(line.get("method", "")).startswith("/todo.v1.TodoService/")
+        and log_timestamp(line["time"]) - float(line["duration_ms"]) / 1000 > draining
+    )
 
 
 @dataclass
@@ -143,10 +142,14 @@ async def test_three_replicas_share_the_load_and_restart_without_errors(mongo_se
     print(  # shown with `pytest -s`: the figures of the closing note
         f"replicas: shares before the restart {[round(share, 2) for share in shares]} of {sum(counts):.0f} RPCs; "
         f"{load.calls} calls, {len(acknowledged)} acknowledged writes, {len(load.errors)} errors; "
-        f"RPCs begun after NOT_SERVING (within {PROPAGATION_SECONDS}s, after): {late}"
+        f"RPCs begun after NOT_SERVING, per replica: {late}"
     )
     assert min(shares) >= 0.2, shares
     assert load.errors == []
     assert sorted(stored) == sorted(acknowledged), "every acknowledged write, exactly once"
     assert len(set(acknowledged)) == len(acknowledged)
-    assert all(after == 0 for _, after in late), late
+    # Each caller sends one RPC at a time, so a replica that turns NOT_SERVING can
+    # still receive one RPC per caller, picked before the health update reached the
+    # client; round-robin without health checking would keep sending it a third of
+    # every caller's RPCs for the whole drain.
+    assert all(count <= CALLERS for count in late), late

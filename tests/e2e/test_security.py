@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import hashlib
 import io
-import re
 import shlex
 import subprocess
 import time
@@ -21,9 +20,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings, TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from tests.client.certificates import CertificateAuthority
-from tests.e2e.process import REPO, ServiceProcess, grpcurl_binary
-from tests.e2e.rich_status import decode
+from tests.support import REPO
+from tests.support.certificates import CertificateAuthority
+from tests.support.docs import blocks, page
+from tests.support.process import ServiceProcess, grpcurl_binary
+from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -50,7 +51,7 @@ def pki(tmp_path: Path) -> Pki:
 
 async def started(settings: Settings) -> RunningServer:
     settings = dataclasses.replace(settings, grpc_address="127.0.0.1:0")
-    running = await start_server(bootstrap(settings).servicer, settings)
+    running = await start_server(bootstrap(settings).api, settings)
     await running.set_serving(True)
     return running
 
@@ -155,17 +156,19 @@ def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_fi
 
 
 def run_grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
-    """grpcurl from the repository's root, as the README runs it."""
+    """grpcurl from the repository's root, as docs/security.md runs it."""
     return subprocess.run([grpcurl_binary(), *args], capture_output=True, text=True, timeout=30, check=False, cwd=REPO)
 
 
-def readme_command(containing: str) -> str:
-    """The README's `sh` code block that holds `containing`, as one line."""
-    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
-    [block] = [block for block in blocks if containing in block]
-    return str(block).replace("\\\n", " ").strip()
+def documented_command(containing: str) -> str:
+    """The `sh` code block of docs/security.md that holds `containing`, as one line."""
+    [block] = [
+        block.body for block in blocks(page("docs/security.md")) if block.lang == "sh" and containing in block.body
+    ]
+    return block.replace("\\\n", " ").strip()
 
 
+@pytest.mark.process
 def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str, health_probe: Path) -> None:
     tls = tls_settings(pki, mutual=True)
     client = pki.ca.issue_client("grpcurl")
@@ -184,7 +187,7 @@ def test_grpcurl_with_mtls_and_a_token(pki: Pki, tokens_file: str, health_probe:
         proto_args += ["-proto", "todo/v1/todo_service.proto"]
         tls_args = ["-cacert", ca, "-cert", cert, "-key", key, *proto_args]
         data = '{"todo": {"content": "over mTLS"}}'
-        printed = readme_command('-d \'{"todo": {"content": "over mTLS"}}\'')
+        printed = documented_command('-d \'{"todo": {"content": "over mTLS"}}\'')
         for placeholder, value in (
             ("<token>", TOKEN),
             ("localhost:50051", address),

@@ -55,9 +55,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.e2e.rich_status import RichError, decode
-from tests.stores import STORE_KINDS, serving
-from tests.support import FakeClock
+from tests.support.fakes import FakeClock
+from tests.support.rich_status import RichError, decode
+from tests.support.stores import STORE_KINDS, serving
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.image.podman import BASE_ENV, image_name, inspect, podman
+from tests.support.image import BASE_ENV, image_name, inspect, podman
 
 
 @pytest.fixture(scope="session")

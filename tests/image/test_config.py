@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.deploy import server_contract as contract
+from tests.support import server_contract as contract
+from tests.support.server_contract import SERVICE_UID
 
-SERVICE_UID = 10001
 LISTEN = re.compile(r"^(?P<host>[^:]+):(?P<port>\d+)$")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.image.test_config import SERVICE_UID
+from tests.support.server_contract import SERVICE_UID
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "todo-service"

@@ -6,7 +6,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from tests.image.podman import podman
+from tests.support.image import podman
 
 REPO = Path(__file__).resolve().parents[2]
 LISTED = re.compile(r"^context: (?P<path>.+)$", re.MULTILINE)

@@ -20,9 +20,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.deploy import server_contract as contract
-from tests.image.podman import RUN_LIMITS, podman
-from tests.image.test_config import SERVICE_UID
+from tests.support import server_contract as contract
+from tests.support.image import RUN_LIMITS, podman
+from tests.support.server_contract import SERVICE_UID
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 

@@ -2,8 +2,12 @@
 
 - Only reasons of the enum can be sent: the encoder takes an enum value and
   names it through the enum (an unknown number raises), and every end-to-end
-  test decodes errors through `tests/e2e/rich_status.decode`, which checks the
-  reason, the domain and the status code against the contract.
+  test decodes errors through `tests/support/rich_status.decode`, which checks the
+  reason, the domain and the status code against a table written out there;
+  that table is checked here against the contract's options, as the proto
+  file states them.
+- The error table of docs/api.md lists every reason with the status code the
+  contract gives it, and nothing else.
 - Every value is reachable: each one names the test that makes a real server
   send it and asserts it (checked here: the test exists and asserts that
   reason), or is listed as reserved.
@@ -17,10 +21,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from service.infrastructure.grpc.errors import ERROR_DOMAIN, ERROR_TABLE, rich_status, status_code
+from service.infrastructure.grpc.errors import ERROR_DOMAIN, rich_status, status_code
+from tests.support.docs import page, section, table_rows
+from tests.support.rich_status import DOMAIN, REASON_CODES
+from todo.v1 import error_reason_pb2
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1.error_reason_pb2 import ErrorReason
-from todo_client.errors import REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SENT = [name for name in ErrorReason.keys() if name != "ERROR_REASON_UNSPECIFIED"]  # noqa: SIM118 (not a dict)
@@ -82,12 +88,31 @@ def test_every_reason_has_a_status_code_and_says_more_than_it(reason: str) -> No
 
 
 def test_the_domain_is_the_contract_package() -> None:
-    assert ERROR_DOMAIN == pb.DESCRIPTOR.package == "todo.v1"
+    assert ERROR_DOMAIN == pb.DESCRIPTOR.package == DOMAIN
 
 
-def test_domain_errors_map_to_enum_values_and_the_client_knows_every_name() -> None:
-    assert set(ERROR_TABLE.values()) <= set(ErrorReason.values())
-    assert set(SENT) <= REASONS
+def contract_codes() -> dict[str, grpc.StatusCode]:
+    """Each reason of error_reason.proto with its `status_code` option, read from the descriptor."""
+    codes = {}
+    for value in ErrorReason.DESCRIPTOR.values:
+        if value.name != "ERROR_REASON_UNSPECIFIED":
+            number = value.GetOptions().Extensions[error_reason_pb2.status_code]
+            codes[value.name] = next(code for code in grpc.StatusCode if code.value[0] == number)
+    return codes
+
+
+def test_the_tests_written_out_codes_are_the_contracts() -> None:
+    """tests/support/rich_status.REASON_CODES, which every decoded error is checked against, is the proto's."""
+    assert contract_codes() == REASON_CODES
+
+
+def test_the_documented_error_table_is_the_contracts() -> None:
+    """docs/api.md's table (status, reason, when): one row per reason, with the status code of the proto."""
+    table = table_rows(section(page("docs/api.md"), "## Errors"))
+    assert table[0][:2] == ["status", "`ErrorInfo.reason`"]
+    documented = {reason.strip("`"): status.strip("`") for status, reason, _when in table[1:]}
+    assert len(documented) == len(table) - 1, "a reason has two rows"
+    assert documented == {reason: code.name for reason, code in contract_codes().items()}
 
 
 def test_the_encoder_cannot_send_a_reason_outside_the_enum() -> None:

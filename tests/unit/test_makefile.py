@@ -54,3 +54,11 @@ def test_cold_go_tools_say_what_they_build(tmp_path: Path) -> None:
     tools = dry_run("tools", f"TOOLS={tmp_path / 'tools'}")
     for tool in ("grpcurl", "grpc-health-probe", "the FerretDB test server", "ghz", "grpcui"):
         assert f'echo "make: building {tool}' in tools
+
+
+def test_the_quick_loop_builds_no_go_tool(tmp_path: Path) -> None:
+    fast = dry_run("test-fast", f"TOOLS={tmp_path / 'tools'}")
+    assert "TODO_TEST_FAST=1" in fast
+    assert '-m "not process and not mongo"' in fast
+    assert "go install" not in fast
+    assert "go build" not in fast

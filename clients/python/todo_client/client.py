@@ -137,7 +137,12 @@ class TodoClient:
         self._adaptive = (
             None
             if overload is None or not overload.throttle_ratio
-            else AdaptiveThrottle(overload.throttle_ratio, overload.throttle_window_seconds, overload.throttle_padding)
+            else AdaptiveThrottle(
+                overload.throttle_ratio,
+                overload.throttle_window_seconds,
+                overload.throttle_padding,
+                overload.throttle_min_requests,
+            )
         )
         stubs: list[pb_grpc.TodoServiceAsyncStub] = [pb_grpc.TodoServiceStub(c) for c in channels]
         # The multi-callables are made once, one per channel; a call costs no lookup.
@@ -388,10 +393,12 @@ class TodoClient:
         methods: list[grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]],
         request: RequestT,
         timeout: float | None,
+        first: bool = True,
     ) -> ResponseT:
-        """One call on a channel with a free stream, through the adaptive throttle (when on)."""
+        """One attempt on a channel with a free stream; a call's first attempt goes through the adaptive throttle
+        (when on): its retries are bounded by the retry policy's own throttling instead."""
         adaptive, slots = self._adaptive, self._slots
-        if adaptive is not None and not adaptive.allow():
+        if first and adaptive is not None and not adaptive.allow():
             raise _throttled("the service has been refusing calls; adaptive throttling refused this one locally")
         if slots is None:
             return await methods[0](request, timeout=timeout, metadata=self._metadata)
@@ -452,7 +459,7 @@ class TodoClient:
         while True:
             remaining = None if deadline is None else deadline - loop.time()
             try:
-                response = await self._attempt(methods, request, remaining)
+                response = await self._attempt(methods, request, remaining, first=attempt == 1)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
                 translated = _translated(error, self._closed)
                 if translated is None:

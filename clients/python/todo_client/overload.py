@@ -21,8 +21,11 @@ mechanisms keep this client's share of that waste near zero:
   or refused here) and those the service accepted (`accepts`: every outcome
   except UNAVAILABLE, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED), and refuses
   a new call locally with probability
-  max(0, (requests - K * accepts) / (requests + padding)). With K = 2 the
-  client sends at most about twice what the service has been accepting.
+  max(0, (requests - K * accepts) / (requests + padding)), once at least
+  `throttle_min_requests` calls ended in the window (a client that makes a
+  few calls is no load to shed, and one failure among them says little).
+  With K = 2 the client sends at most about twice what the service has been
+  accepting.
 
 A call refused by either mechanism never left the client: it raises
 `ThrottledError` (an `UnavailableError`), safe to repeat later for every method.
@@ -67,6 +70,7 @@ class OverloadPolicy:
     throttle_ratio: float = 2.0
     throttle_window_seconds: float = 10.0
     throttle_padding: int = 8
+    throttle_min_requests: int = 20
 
     def __post_init__(self) -> None:
         if not 1 <= self.connections <= 64:
@@ -77,8 +81,8 @@ class OverloadPolicy:
             raise ValueError("need max_queue_seconds >= 0 and 0 <= max_queue_fraction <= 1")
         if self.throttle_ratio != 0 and self.throttle_ratio < 1:
             raise ValueError("throttle_ratio must be 0 (off) or at least 1")
-        if self.throttle_window_seconds <= 0 or self.throttle_padding < 0:
-            raise ValueError("need throttle_window_seconds > 0 and throttle_padding >= 0")
+        if self.throttle_window_seconds <= 0 or self.throttle_padding < 0 or self.throttle_min_requests < 0:
+            raise ValueError("need throttle_window_seconds > 0, throttle_padding >= 0 and throttle_min_requests >= 0")
 
 
 DEFAULT_OVERLOAD_POLICY = OverloadPolicy()
@@ -92,11 +96,22 @@ class AdaptiveThrottle:
     counted yet, so a new client starts with nothing to hold against the service.
     """
 
-    __slots__ = ("_accepts", "_bin_seconds", "_current", "_padding", "_ratio", "_refusals", "_started", "rejected")
+    __slots__ = (
+        "_accepts",
+        "_bin_seconds",
+        "_current",
+        "_minimum",
+        "_padding",
+        "_ratio",
+        "_refusals",
+        "_started",
+        "rejected",
+    )
 
-    def __init__(self, ratio: float, window_seconds: float, padding: int, bins: int = 20) -> None:
+    def __init__(self, ratio: float, window_seconds: float, padding: int, minimum: int = 0, bins: int = 20) -> None:
         self._ratio = ratio
         self._padding = padding
+        self._minimum = minimum
         self._bin_seconds = window_seconds / bins
         self._accepts = [0] * bins
         self._refusals = [0] * bins  # refused by the service, or here
@@ -120,6 +135,8 @@ class AdaptiveThrottle:
         self._bin()
         accepts = sum(self._accepts)
         requests = accepts + sum(self._refusals)
+        if requests < self._minimum:
+            return 0.0
         return max(0.0, (requests - self._ratio * accepts) / (requests + self._padding))
 
     def allow(self) -> bool:

@@ -165,6 +165,11 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     """A status with trailers of our own choosing (as grpcio-status builds its own)."""
 
 
+def plain_status(code: grpc.StatusCode, details: str) -> grpc.Status:
+    """A status without details (what gRPC itself would send)."""
+    return _Status(code, details, ())
+
+
 @functools.cache  # the same for every refused call: built once, not while the server is overloaded
 def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Status:
     """UNAVAILABLE (CONCURRENCY_LIMIT_REACHED) with a RetryInfo and the same delay as gRPC's retry pushback."""

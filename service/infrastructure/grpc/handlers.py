@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from random import getrandbits
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -32,6 +33,7 @@ from service.infrastructure.grpc.errors import (
     ErrorReason,
     concurrency_limit_status,
     malformed_request_status,
+    plain_status,
     rich_status,
     status_for,
     unhandled_exception_status,
@@ -57,6 +59,25 @@ _TOKEN_STATUS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """What every call of the application service goes through around its method, built by the composition root.
+
+    `authenticator`: the bearer-token check (None: no authentication);
+    `admission`: the cap on calls in progress (None: no cap); `max_rpc_seconds`:
+    the deadline assumed for a call that carries none (None: unbounded). The
+    per-RPC handler (`unary_handler`) applies all three in its one coroutine.
+    """
+
+    authenticator: TokenAuthenticator | None = None
+    admission: Admission | None = None
+    max_rpc_seconds: float | None = None
+
+
+# What gRPC answers for a method nobody serves (its own words), after the token check.
+_UNKNOWN_METHOD = plain_status(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+
+
 class Parser(Protocol[ParsedT_co]):
     """A generated message class, as far as parsing goes."""
 
@@ -74,15 +95,24 @@ def _request_id(metadata: Metadata) -> str:
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:
+    """Send `status` (with the request id) as the call's only answer, trailers only, and leave no cycle behind.
+
+    `context.abort()` sends the status at once (trailers only, so a client may
+    still retry the call) and raises an AbortError that grpc.aio also keeps on
+    the call's state. Raised through this frame, that exception's traceback
+    would hold the frame and so the context: a reference cycle that keeps the
+    call, and its HTTP/2 stream, alive until the next garbage collection.
+    gRPC core counts such streams against the connection's limit, so with
+    overload protection a connection that got TODO_MAX_CONCURRENT_STREAMS
+    errors would have every new stream refused until then. So the error is
+    caught here and its traceback dropped; when the handler returns, grpc.aio
+    raises the kept AbortError from its own frames and ends the call.
+    """
     trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
-    await context.abort(status.code, status.details, trailers)
-
-
-async def _require_token(authenticator: TokenAuthenticator, context: Context, metadata: Metadata) -> None:
-    """Abort with BEARER_TOKEN_MISSING or _INVALID unless the metadata carries a known token."""
-    refusal = _refusal(authenticator, None, metadata)
-    if refusal is not None:
-        await _abort(context, refusal)
+    try:
+        await context.abort(status.code, status.details, trailers)
+    except grpc.aio.AbortError as error:
+        error.__traceback__ = None
 
 
 def _refusal(
@@ -135,28 +165,29 @@ def unary_handler(
         code = grpc.StatusCode.UNKNOWN
         held: Admission | None = None  # the admission whose slot this RPC holds
         try:
-            refusal = _refusal(authenticator, admission, metadata)
-            if refusal is not None:
-                await _abort(context, refusal)
-            held = admission
-            try:
-                request = parse(raw)
-            except DecodeError:
-                await _abort(context, malformed_request_status())
-            try:
-                response = await method(request, context)
-            except DomainError as error:
-                await _abort(context, status_for(error))
-            except Exception:
-                _log.exception("unexpected error in %s", full_method)
-                await _abort(context, unhandled_exception_status(request_id))
-            body = response.SerializeToString()
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
-            code = grpc.StatusCode.OK
-            return body
-        except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            raise
+            failure = _refusal(authenticator, admission, metadata)
+            if failure is None:
+                held = admission
+                try:
+                    request = parse(raw)
+                except DecodeError:
+                    failure = malformed_request_status()
+                else:
+                    try:
+                        response = await method(request, context)
+                    except DomainError as error:
+                        failure = status_for(error)
+                    except Exception:
+                        _log.exception("unexpected error in %s", full_method)
+                        failure = unhandled_exception_status(request_id)
+                    else:
+                        body = response.SerializeToString()
+                        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+                        code = grpc.StatusCode.OK
+                        return body
+            code = failure.code
+            await _abort(context, failure)
+            return b""  # not sent: the call has its status already
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -169,15 +200,9 @@ def unary_handler(
 
 
 def service_handlers(
-    servicer: object,
-    service: ServiceDescriptor,
-    observer: RpcObserver,
-    *,
-    authenticator: TokenAuthenticator | None = None,
-    admission: Admission | None = None,
-    max_rpc_seconds: float | None = None,
+    servicer: object, service: ServiceDescriptor, observer: RpcObserver, policy: CallPolicy
 ) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-    """A handler for every method of `service`, keyed by method name.
+    """A handler for every method of `service`, keyed by method name, each under `policy`.
 
     Derived from the descriptor: the servicer's coroutine of the same name
     serves each method, the request type is the method's input type. A method
@@ -198,9 +223,9 @@ def service_handlers(
             method,
             request_type,
             observer,
-            authenticator=authenticator,
-            admission=admission,
-            max_rpc_seconds=max_rpc_seconds,
+            authenticator=policy.authenticator,
+            admission=policy.admission,
+            max_rpc_seconds=policy.max_rpc_seconds,
         )
     return handlers
 
@@ -230,8 +255,8 @@ class UnknownMethodHandler(_GenericHandler):
     async def _refuse(self, requests: object, context: Context) -> None:
         metadata: Metadata = tuple(context.invocation_metadata() or ())
         request_id_var.set(_request_id(metadata))
-        await _require_token(self._authenticator, context, metadata)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        refusal = _refusal(self._authenticator, None, metadata)
+        await _abort(context, refusal or _UNKNOWN_METHOD)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         method: str = handler_call_details.method

@@ -1,4 +1,4 @@
-"""The gRPC server factory: the servicer and the settings in, a started server and its port out."""
+"""The gRPC server factory: the API (servicer under its call policy) and the settings in, a started server out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
 from service.infrastructure.grpc.reflection import enable_reflection
-from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoServicer
+from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoApi
 from service.infrastructure.startup import StartupError
 from todo.v1 import error_reason_pb2
 
@@ -128,26 +128,27 @@ class RunningServer:
                 await self.health_server.stop(0)
 
 
-async def start_server(servicer: TodoServicer, settings: Settings) -> RunningServer:
-    """Serve `servicer` on `settings.grpc_address`, with health and (when on) reflection; port 0 picks a free port.
+async def start_server(api: TodoApi, settings: Settings) -> RunningServer:
+    """Serve `api` on `settings.grpc_address`, with health and (when on) reflection; port 0 picks a free port.
 
-    With `settings.health_address`, a second plaintext listener serves the
-    same health statuses (grpc.health.v1 only) there. Health answers
-    NOT_SERVING until the caller calls `set_serving(True)`. The servicer's
-    metrics count the open Watch streams. Raises StartupError when an address
-    cannot be bound.
+    `api` is the servicer under the call policy the composition root built
+    (authentication, admission, time limit). With `settings.health_address`, a
+    second plaintext listener serves the same health statuses (grpc.health.v1
+    only) there. Health answers NOT_SERVING until the caller calls
+    `set_serving(True)`. The API's metrics count the open Watch streams.
+    Raises StartupError when an address cannot be bound.
     """
     address = settings.grpc_address
     knobs = settings.server
     # No server-wide maximum_concurrent_rpcs: it would count health checks too.
     # TODO_MAX_CONCURRENT_RPCS caps todo.v1.TodoService only (grpc/admission.py).
     server = grpc.aio.server(options=server_options(knobs, reuse_port=settings.workers > 1))
-    handlers = servicer.method_handlers()
+    handlers = api.method_handlers()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
-    health_servicer = CappedHealthServicer(knobs.max_health_watches, servicer.metrics)
+    health_servicer = CappedHealthServicer(knobs.max_health_watches, api.metrics)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in READINESS_NAMES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -155,7 +156,7 @@ async def start_server(servicer: TodoServicer, settings: Settings) -> RunningSer
     if settings.reflection:
         # error_reason.proto is served too: no served file imports it.
         enable_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME), server, files=(error_reason_pb2.DESCRIPTOR,))
-    unknown = servicer.unknown_method_handler()
+    unknown = api.unknown_method_handler()
     if unknown is not None:  # last: consulted only for paths nothing else serves
         server.add_generic_rpc_handlers((unknown,))
 

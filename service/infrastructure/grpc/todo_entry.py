@@ -1,20 +1,23 @@
 """The todo.v1.TodoService servicer: request -> command -> use case -> response.
 
 No business rules here: messages are mapped by `todo_entry_mapper`, errors
-by `errors`; the servicer only sequences the two around the use case.
+by `errors`; the servicer only sequences the two around the use case. What
+each call goes through around it (authentication, admission, time limit,
+metrics, span, access line) is not the servicer's: `TodoApi` puts the
+servicer behind the per-RPC observer and the call policy that the
+composition root built, and hands the server set-up its handlers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from service.application.todo_entry import TodoEntryService
-from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.grpc import todo_entry_mapper as mapper
-from service.infrastructure.grpc.admission import Admission
-from service.infrastructure.grpc.handlers import UnknownMethodHandler, service_handlers
+from service.infrastructure.grpc.handlers import CallPolicy, UnknownMethodHandler, service_handlers
 from service.infrastructure.grpc.observer import Context, RpcObserver
 from service.infrastructure.observability.metrics import Metrics
 from todo.v1 import todo_service_pb2 as pb
@@ -31,19 +34,8 @@ class TodoServicer:
     RPC added to the proto and not implemented here stops the server at start.
     """
 
-    def __init__(
-        self,
-        todos: TodoEntryService,
-        observer: RpcObserver,
-        authenticator: TokenAuthenticator | None = None,
-        admission: Admission | None = None,
-        max_rpc_seconds: float | None = None,
-    ) -> None:
+    def __init__(self, todos: TodoEntryService) -> None:
         self._todos = todos
-        self._observer = observer
-        self._authenticator = authenticator
-        self._admission = admission
-        self._max_rpc_seconds = max_rpc_seconds
 
     async def CreateTodo(self, request: pb.CreateTodoRequest, context: Context) -> pb.CreateTodoResponse:
         entry = await self._todos.create(mapper.create_command(request))
@@ -87,23 +79,25 @@ class TodoServicer:
         mapper.fill(response.todo, entry)
         return response
 
+
+@dataclass(frozen=True, slots=True)
+class TodoApi:
+    """todo.v1.TodoService as the server serves it: the servicer behind the per-RPC observer and the call policy."""
+
+    servicer: TodoServicer
+    observer: RpcObserver
+    policy: CallPolicy = field(default_factory=CallPolicy)
+
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-        """The RPC handlers of this servicer, one per method of the contract's service."""
-        return service_handlers(
-            self,
-            SERVICE,
-            self._observer,
-            authenticator=self._authenticator,
-            admission=self._admission,
-            max_rpc_seconds=self._max_rpc_seconds,
-        )
+        """The RPC handlers, one per method of the contract's service."""
+        return service_handlers(self.servicer, SERVICE, self.observer, self.policy)
 
     def unknown_method_handler(self) -> grpc.GenericRpcHandler[Any, Any] | None:
         """With tokens on: the handler that answers UNAUTHENTICATED for unknown methods of the service's path."""
-        if self._authenticator is None:
+        if self.policy.authenticator is None:
             return None
-        return UnknownMethodHandler(SERVICE_NAME, self._authenticator)
+        return UnknownMethodHandler(SERVICE_NAME, self.policy.authenticator)
 
     @property
     def metrics(self) -> Metrics:
-        return self._observer.metrics
+        return self.observer.metrics

@@ -1,7 +1,7 @@
 """OpenTelemetry traces: off by default, switched on by the standard OTEL_* variables.
 
 The switch is read into `TracingSettings` with the rest of the configuration
-(see config.py): tracing is on when OTEL_TRACES_EXPORTER names an exporter
+(see config/settings.py): tracing is on when OTEL_TRACES_EXPORTER names an exporter
 (`otlp`, `console`) or an OTLP endpoint is set, and OTEL_SDK_DISABLED is not
 `true`. Without them nothing is exported and no exporter connection is ever
 made.

@@ -24,7 +24,7 @@ from service.domain.errors import (
 )
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
-from tests.support import FakeClock, SequentialIds
+from tests.support.fakes import FakeClock, SequentialIds
 
 
 @pytest.fixture

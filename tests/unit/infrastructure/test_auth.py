@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.infrastructure.auth import TokenAuthenticator, TokenCheck
+from service.infrastructure.config import read_tokens
 from service.infrastructure.observability.metrics import Metrics
 
 TOKEN = "tok-unit-7c1e"  # noqa: S105 (a throwaway test value)
@@ -75,7 +76,7 @@ def test_an_unusable_file_refuses_every_token_until_it_is_valid_again(
     path = tmp_path / "tokens"
     path.write_text(f"{TOKEN}\n{OTHER}\n")
     metrics = Metrics()
-    authenticator = TokenAuthenticator(str(path), reload_seconds=1.0)
+    authenticator = TokenAuthenticator(read_tokens(str(path)), reload_seconds=1.0)
     authenticator.report_to(metrics)
     assert authenticator.check(bearer(TOKEN)) is TokenCheck.VALID
     assert sample(metrics, "todo_auth_tokens") == 2
@@ -106,7 +107,7 @@ def test_an_unusable_file_refuses_every_token_until_it_is_valid_again(
 def test_a_removed_token_is_refused_at_the_next_check_not_before(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"{TOKEN}\n{OTHER}\n")
-    authenticator = TokenAuthenticator(str(path), reload_seconds=5.0)
+    authenticator = TokenAuthenticator(read_tokens(str(path)), reload_seconds=5.0)
     path.write_text(f"{OTHER}\n")
     clock.now += 4.9
     assert authenticator.check(bearer(TOKEN)) is TokenCheck.VALID  # within the interval: not re-read yet
@@ -120,13 +121,13 @@ def test_an_unreadable_file_refuses_every_token(tmp_path: Path, clock: Clock) ->
         # root reads a 0000 file anyway; the unreadable case is covered by invalid UTF-8 above
         path = tmp_path / "tokens"
         path.write_text(f"{TOKEN}\n")
-        authenticator = TokenAuthenticator(str(path), reload_seconds=1.0)
+        authenticator = TokenAuthenticator(read_tokens(str(path)), reload_seconds=1.0)
         path.unlink()
         path.mkdir()  # a directory where the file was: open() fails
     else:
         path = tmp_path / "tokens"
         path.write_text(f"{TOKEN}\n")
-        authenticator = TokenAuthenticator(str(path), reload_seconds=1.0)
+        authenticator = TokenAuthenticator(read_tokens(str(path)), reload_seconds=1.0)
         path.write_text(f"{TOKEN}\n{OTHER}\n")
         path.chmod(0)
     clock.now += 1.0

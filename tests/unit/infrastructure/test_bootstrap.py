@@ -1,19 +1,15 @@
-"""The composition root: real defaults, fakes by keyword, and the files it checks."""
+"""The composition root: real defaults, fakes by keyword."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from service.application.todo_entry import CreateTodo, TodoDraft
 from service.bootstrap import bootstrap
-from service.infrastructure.config import ConfigError, MongoSettings, Settings, TracingSettings
+from service.infrastructure.config import MongoSettings, Settings, TracingSettings
 from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.memory.store import InMemoryStore
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 from service.infrastructure.persistence.mongo.store import MongoStore
-from tests.support import FakeClock, SequentialIds
+from tests.support.fakes import FakeClock, SequentialIds
 
 
 async def test_fakes_passed_as_keywords_are_the_ones_used(clock: FakeClock, ids: SequentialIds) -> None:
@@ -52,16 +48,3 @@ async def test_tracing_comes_from_the_settings_unless_telemetry_is_passed() -> N
     assert (
         bootstrap(Settings(tracing=TracingSettings(exporters=("console",))), telemetry=telemetry).telemetry is telemetry
     )
-
-
-@pytest.mark.parametrize("content", ["", "# only a comment\n\n", "sha256:abc\n"])
-def test_a_tokens_file_without_usable_tokens_is_a_config_error(tmp_path: Path, content: str) -> None:
-    path = tmp_path / "tokens"
-    path.write_text(content)
-    with pytest.raises(ConfigError, match="TODO_AUTH_TOKENS_FILE"):
-        bootstrap(Settings(auth_tokens_file=str(path)))
-
-
-def test_a_tokens_file_gone_since_the_settings_were_read_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="TODO_AUTH_TOKENS_FILE"):
-        bootstrap(Settings(auth_tokens_file=str(tmp_path / "gone")))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -12,20 +11,20 @@ from typing import ClassVar
 import pytest
 
 from service.bootstrap import page_token_key
-from service.infrastructure import pem
 from service.infrastructure.config import (
     BUILT_IN_PAGE_TOKEN_SECRET,
-    DEFAULT_GRPC_ADDRESS,
-    DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ConfigError,
     MongoSettings,
     Settings,
     TlsSettings,
     TracingSettings,
     local_health_address,
+    pem,
+    rows,
+    variables,
 )
-from tests.client.certificates import CertificateAuthority
-from tests.deploy import server_contract
+from tests.support import server_contract
+from tests.support.certificates import CertificateAuthority
 
 SECRET = "tests-only-Kq8vX2pL9mZ4"  # noqa: S105 (a throwaway test value)
 WITH_SECRET = {"TODO_PAGE_TOKEN_SECRET": SECRET}
@@ -36,10 +35,10 @@ class TestDefaults:
         settings = Settings.from_env({})
 
         assert settings == Settings()
-        assert settings.grpc_address == DEFAULT_GRPC_ADDRESS == "0.0.0.0:50051"
+        assert settings.grpc_address == "0.0.0.0:50051"
         assert settings.log_level == "INFO"
         assert settings.log_level_number == logging.INFO
-        assert settings.shutdown_grace_seconds == DEFAULT_SHUTDOWN_GRACE_SECONDS == 10.0
+        assert settings.shutdown_grace_seconds == 10.0
         assert settings.page_token_secret is None  # a random one per process (the in-memory store)
 
     def test_blank_values_count_as_unset(self) -> None:
@@ -510,8 +509,56 @@ class TestTlsFilesAtStart:
         assert Settings.from_env(self.env(cert, key)).warnings == ()
 
 
-def test_the_deployment_contract_lists_exactly_the_variables_config_reads() -> None:
-    infrastructure = Path(__file__).resolve().parents[3] / "service" / "infrastructure"
-    source = "".join((infrastructure / name).read_text() for name in ("config.py", "config_secrets.py"))
-    read = set(re.findall(r'"(TODO_[A-Z_]+)"', source))
-    assert read == set(server_contract.TODO_ENV)
+class RecordingEnvironment(dict[str, str]):
+    """An environment that records every name looked up in it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_the_reader_reads_exactly_the_variables_of_the_table() -> None:
+    environment = RecordingEnvironment({**WITH_SECRET, "TODO_MONGODB_URI": "mongodb://127.0.0.1/"})
+    Settings.from_env(environment)
+    assert environment.asked == set(variables(Settings))
+
+
+def test_the_deployment_contract_is_the_table() -> None:
+    assert set(server_contract.TODO_ENV) == {name for name in variables(Settings) if name.startswith("TODO_")}
+    assert set(server_contract.OTEL_ENV) <= set(variables(Settings))
+    secrets = {row.variable for row in rows(Settings) if row.secret}
+    assert secrets == server_contract.SECRET_ENV
+
+
+class TestTokensFile:
+    def test_it_is_read_with_the_settings(self, tmp_path: Path) -> None:
+        path = tmp_path / "tokens"
+        path.write_text("# callers\ntok-one-7f3a\nsha256:" + "ab" * 32 + "\n")
+        tokens = Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)}).auth_tokens
+        assert tokens is not None
+        assert (tokens.path, len(tokens.digests)) == (str(path), 2)
+        assert "tok-one" not in repr(tokens)
+
+    @pytest.mark.parametrize(
+        ("content", "problem"),
+        [
+            ("", "holds no token"),
+            ("# only a comment\n\n", "holds no token"),
+            ("sha256:abc\n", "line 1: a sha256: line needs 64 hex digits"),
+        ],
+    )
+    def test_a_file_without_usable_tokens_is_a_config_error(self, tmp_path: Path, content: str, problem: str) -> None:
+        path = tmp_path / "tokens"
+        path.write_text(content)
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path), "TODO_LOG_LEVEL": "chatty"})
+        assert f"TODO_AUTH_TOKENS_FILE={str(path)!r} {problem}" in str(caught.value)
+        assert "TODO_LOG_LEVEL" in str(caught.value), "reported with every other problem"
+
+    def test_a_missing_file_is_a_config_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"TODO_AUTH_TOKENS_FILE=.* cannot be read"):
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(tmp_path / "gone")})

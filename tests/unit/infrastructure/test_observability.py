@@ -30,7 +30,7 @@ from service.infrastructure.observability.logs import (
 )
 from service.infrastructure.observability.metrics import LATENCY_BUCKETS, Metrics
 from service.infrastructure.observability.tracing import tracer_provider
-from tests.support import preserved_logging
+from tests.support.logs import preserved_logging
 
 
 class TestRedact:

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from service import main
+from service import lifecycle
 from service.bootstrap import bootstrap
 from service.infrastructure.config import Settings
 
@@ -18,9 +18,9 @@ async def test_the_heap_is_frozen_once_serving_only_when_asked(
     monkeypatch: pytest.MonkeyPatch, freeze_heap: bool
 ) -> None:
     frozen: list[bool] = []
-    monkeypatch.setattr("service.main.gc.freeze", lambda: frozen.append(True))
+    monkeypatch.setattr("service.lifecycle.gc.freeze", lambda: frozen.append(True))
     app = bootstrap(Settings(grpc_address="127.0.0.1:0"))
-    serving = asyncio.create_task(main.serve(app, serve_metrics=False, freeze_heap=freeze_heap))
+    serving = asyncio.create_task(lifecycle.serve(app, serve_metrics=False, freeze_heap=freeze_heap))
     for _ in range(500):  # until the readiness monitor runs: after the freeze point
         await asyncio.sleep(0.01)
         if any(task.get_name() == "readiness" for task in asyncio.all_tasks()):

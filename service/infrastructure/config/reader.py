@@ -1,21 +1,34 @@
-"""The reading half of configuration: a reader that collects every problem, and value parsers.
+"""The reading half of configuration: a reader that collects every problem, and the kinds of values.
 
-Only `service.infrastructure.config` uses it; it holds no variable names.
+A kind parses one variable's text (raising ConfigError with what is wrong)
+and says in words what it accepts, for the settings reference
+(docs/configuration.md). No variable names here: they are in the table
+(`settings.py`, read through `table.read_group`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from typing import TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed."""
+
+
+class Kind(Protocol[T_co]):
+    """What one variable holds: its parser, and its description for the reference."""
+
+    def __call__(self, value: str) -> T_co: ...
+
+    def describe(self) -> str: ...
 
 
 class EnvReader:
@@ -53,29 +66,70 @@ class EnvReader:
         if self._errors:
             raise ConfigError("; ".join(self._errors))
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        return self.read(name, default, lambda value: one_of(value.lower(), choices))
 
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        return self.read(name, default, lambda value: number(int, value, minimum, maximum, "a whole number"))
+@dataclasses.dataclass(frozen=True, slots=True)
+class Whole:
+    """A whole number between `minimum` and `maximum`."""
 
-    def seconds(self, name: str, default: float, minimum: float = 0.0, maximum: float = 3600.0) -> float:
-        return self.read(name, default, lambda value: number(float, value, minimum, maximum, "a number of seconds"))
+    minimum: int
+    maximum: int
 
-    def file(self, name: str) -> str | None:
-        return self.read(name, None, readable_file)
+    def __call__(self, value: str) -> int:
+        return number(int, value, self.minimum, self.maximum, "a whole number")
+
+    def describe(self) -> str:
+        return f"whole number, {self.minimum:,} to {self.maximum:,}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Seconds:
+    """A number of seconds between `minimum` and `maximum`."""
+
+    minimum: float = 0.0
+    maximum: float = 3600.0
+
+    def __call__(self, value: str) -> float:
+        return number(float, value, self.minimum, self.maximum, "a number of seconds")
+
+    def describe(self) -> str:
+        return f"seconds, {self.minimum:g} to {self.maximum:g}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OneOf:
+    """One of `choices`, case-insensitive (folded to upper case with `upper`, else to lower case)."""
+
+    choices: tuple[str, ...]
+    upper: bool = False
+
+    def __call__(self, value: str) -> str:
+        folded = value.upper() if self.upper else value.lower()
+        if folded not in self.choices:
+            raise ConfigError(f"must be one of {', '.join(self.choices)}")
+        return folded
+
+    def describe(self) -> str:
+        return ", ".join(f"`{choice}`" for choice in self.choices)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Described:
+    """A parser with its description (addresses, switches, files, rules of their own)."""
+
+    parse: Callable[[str], Any]
+    description: str
+
+    def __call__(self, value: str) -> Any:
+        return self.parse(value)
+
+    def describe(self) -> str:
+        return self.description
 
 
 def address(value: str) -> str:
     match = _ADDRESS.fullmatch(value)
     if match is None or int(match["port"]) > 65535:
         raise ConfigError("is not a HOST:PORT address (port 0-65535)")
-    return value
-
-
-def one_of(value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"must be one of {', '.join(choices)}")
     return value
 
 
@@ -106,3 +160,8 @@ def readable_file(path: str) -> str:
     except OSError as error:
         raise ConfigError(f"cannot be read: {error.strerror}") from None
     return path
+
+
+ADDRESS = Described(address, "`HOST:PORT` (port 0: any free port)")
+BOOLEAN = Described(boolean, "`true` or `false`")
+READABLE_FILE = Described(readable_file, "path of a readable file")

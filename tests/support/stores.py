@@ -17,7 +17,7 @@ from service.infrastructure.config import Driver, MongoSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.mongo.store import MongoStore
-from tests.mongo_server import MongoServer
+from tests.support.mongo_server import MongoServer, skip_unless_atomic
 
 STORE_KINDS = ["memory", "mongo-motor", "mongo-pymongo"]
 
@@ -27,8 +27,6 @@ def settings_for(kind: str, request: pytest.FixtureRequest, **overrides: object)
     mongodb = None
     if kind.startswith("mongo-"):
         server: MongoServer = request.getfixturevalue("mongo_server")
-        from tests.conftest import skip_unless_atomic  # noqa: PLC0415
-
         skip_unless_atomic(request, server)
         driver: Driver = "motor" if kind == "mongo-motor" else "pymongo"
         mongodb = MongoSettings(uri=server.uri, database=server.database_name(), driver=driver)
@@ -63,7 +61,7 @@ async def serving(
     app = bootstrap(settings, clock=clock, telemetry=telemetry)
     async with cleaned_up(settings, app.store):
         await ready(app.store)
-        running = await start_server(app.servicer, settings)
+        running = await start_server(app.api, settings)
         try:
             await running.set_serving(True)
             yield running

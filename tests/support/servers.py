@@ -1,8 +1,10 @@
-"""In-process test servers for the client tests: the real servicer behind interceptors, TLS or a gated store."""
+"""In-process test servers for the client tests: the real servicer behind interceptors, TLS or a gated store.
+
+`FAST_RETRY` is the client's default retry shape with short backoffs, so the retry tests are quick.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,10 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
-from service.domain.todo_entry import TodoEntry
 from service.infrastructure.config import Settings
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
+from todo_client import RetryPolicy
+
+# Short backoffs keep the retry tests quick; the shape is the default's.
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 Behaviour = Callable[[bytes, Context], Awaitable[bytes]]
@@ -80,33 +85,6 @@ class FaultInjector(ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(fail)
 
 
-class GatedReads(InMemoryTodoRepository):
-    """Reads by id wait until the test opens the gate (a server-side slow handler)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started = asyncio.Event()
-        self.gate = asyncio.Event()
-        self.reads = 0  # reads that reached the store
-
-    async def get(self, entry_id: str) -> TodoEntry:
-        self.reads += 1
-        self.started.set()
-        await self.gate.wait()
-        return await super().get(entry_id)
-
-
-class FailingReads(InMemoryTodoRepository):
-    """Reads by id raise the given exception (a store failure, or a bug)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__()
-        self.error = error
-
-    async def get(self, entry_id: str) -> TodoEntry:
-        raise self.error
-
-
 @asynccontextmanager
 async def todo_server(
     *,
@@ -115,11 +93,9 @@ async def todo_server(
     repository: TodoRepository | None = None,
 ) -> AsyncIterator[int]:
     """The real TodoServicer on the in-memory store, on a loopback port (yielded)."""
-    servicer = bootstrap(
-        Settings(grpc_address="127.0.0.1:0"), repository=repository or InMemoryTodoRepository()
-    ).servicer
+    api = bootstrap(Settings(grpc_address="127.0.0.1:0"), repository=repository or InMemoryTodoRepository()).api
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, servicer.method_handlers()),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, api.method_handlers()),))
     # The health the client's balancer watches (healthCheckConfig: readiness), as the real server serves it.
     health = health_aio.HealthServicer()  # the aio servicer: the sync one's Watch would block the event loop
     await health.set("readiness", health_pb2.HealthCheckResponse.SERVING)

@@ -2,11 +2,16 @@
 
 The manifests (Dockerfile, docker-compose.yml, deploy/kubernetes) are checked
 against these names and numbers; the server is checked against them too
-(tests/deploy/test_contract.py greps its configuration module, and
+(tests/deploy/test_contract.py checks its settings table, and
 tests/deploy/test_health_probe.py probes a running server).
 """
 
 from __future__ import annotations
+
+from service.infrastructure.config import Settings, variables
+
+# The numeric user and group the image runs as (Kubernetes' runAsNonRoot checks it without /etc/passwd).
+SERVICE_UID = 10001
 
 # Ports inside the container.
 GRPC_PORT = 50051
@@ -31,46 +36,8 @@ READINESS = "readiness"
 READINESS_ALIASES = ("", API_SERVICE)
 HEALTH_NAMES = (LIVENESS, READINESS, *READINESS_ALIASES)
 
-# Environment variables the server reads (all optional).
-TODO_ENV = (
-    "TODO_GRPC_ADDRESS",
-    "TODO_HEALTH_ADDRESS",
-    "TODO_LOG_LEVEL",
-    "TODO_LOG_FORMAT",
-    "TODO_ACCESS_LOG",
-    "TODO_METRICS_ADDRESS",
-    "TODO_SHUTDOWN_DRAIN_SECONDS",
-    "TODO_SHUTDOWN_GRACE_SECONDS",
-    "TODO_PAGE_TOKEN_SECRET",
-    "TODO_PAGE_TOKEN_SECRET_FILE",
-    "TODO_MONGODB_URI",
-    "TODO_MONGODB_URI_FILE",
-    "TODO_MONGODB_DATABASE",
-    "TODO_MONGODB_DRIVER",
-    "TODO_MONGODB_TIMEOUT_SECONDS",
-    "TODO_MONGODB_SERVER_SELECTION_TIMEOUT_SECONDS",
-    "TODO_MONGODB_CONNECT_TIMEOUT_SECONDS",
-    "TODO_HEALTH_CHECK_INTERVAL_SECONDS",
-    "TODO_MAX_RECEIVE_MESSAGE_BYTES",
-    "TODO_MAX_SEND_MESSAGE_BYTES",
-    "TODO_MAX_CONCURRENT_RPCS",
-    "TODO_MAX_CONCURRENT_STREAMS",
-    "TODO_GRPC_OVERLOAD_PROTECTION",
-    "TODO_MAX_HEALTH_WATCHES",
-    "TODO_MAX_RPC_SECONDS",
-    "TODO_KEEPALIVE_TIME_SECONDS",
-    "TODO_KEEPALIVE_TIMEOUT_SECONDS",
-    "TODO_MAX_CONNECTION_AGE_SECONDS",
-    "TODO_MAX_CONNECTION_AGE_GRACE_SECONDS",
-    "TODO_WORKERS",
-    "TODO_EVENT_LOOP",
-    "TODO_REFLECTION",
-    "TODO_AUTH_TOKENS_FILE",
-    "TODO_AUTH_TOKENS_RELOAD_SECONDS",
-    "TODO_TLS_CERT_FILE",
-    "TODO_TLS_KEY_FILE",
-    "TODO_TLS_CLIENT_CA_FILE",
-)
+# Environment variables the server reads (all optional): the names of its table of settings.
+TODO_ENV = tuple(name for name in variables(Settings) if name.startswith("TODO_"))
 # The standard OpenTelemetry variables the deployment sets.
 OTEL_ENV = ("OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT")
 ENV = frozenset(TODO_ENV + OTEL_ENV)
@@ -98,3 +65,7 @@ LOG_FORMATS = ("json", "console")
 # exits 0. A pod needs terminationGracePeriodSeconds >= drain + grace (+ margin).
 DRAIN_ENV = "TODO_SHUTDOWN_DRAIN_SECONDS"
 GRACE_ENV = "TODO_SHUTDOWN_GRACE_SECONDS"
+
+# Names the manifests set that the server does not read yet (none today). Their
+# tests are strict xfails, which fail as soon as the server reads the name.
+NOT_YET_READ: frozenset[str] = frozenset()

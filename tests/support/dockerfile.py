@@ -15,7 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 DOCKERFILE = REPO / "Dockerfile"
 
 # `uv==VERSION` in a RUN line: the uv the image installs.

@@ -20,7 +20,7 @@ import ssl
 import stat
 from datetime import UTC, datetime
 
-from service.infrastructure.config_reader import ConfigError
+from service.infrastructure.config.reader import ConfigError
 
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\s+([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
 

@@ -1,9 +1,11 @@
-"""Processes under test: stderr collected line by line, waited on by pattern; the pinned tools.
+"""Processes under test: stderr collected line by line, waited on by pattern; the pinned tools; free ports.
 
 `LoggedProcess` runs an argv (the base of `ServiceProcess`); `ServiceProcess`
 runs `python -m service` (or another module) from the repository with TODO_*
-settings and finds the port it bound. `installed_tool` finds a pinned tool
-(grpcurl, grpc-health-probe, ...), `grpcurl` runs grpcurl against an address.
+settings and finds the port it bound; `running_service` is one that is ready,
+for callers that are not this interpreter (the fresh-environment wheel, the Go
+client). `installed_tool` finds a pinned tool (grpcurl, grpc-health-probe,
+...), `grpcurl` runs grpcurl against an address.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +26,8 @@ from typing import Any, Self
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 SERVING = re.compile(r"serving todo\.v1\.TodoService on (?P<host>\S+):(?P<port>\d+)")
 READY = r"readiness: SERVING"
 HEALTH_LISTENER = re.compile(r"health listener: (?P<host>[^\s;]+):(?P<port>\d+)")
@@ -31,10 +35,22 @@ HEALTH_LISTENER = re.compile(r"health listener: (?P<host>[^\s;]+):(?P<port>\d+)"
 TEST_PAGE_TOKEN_SECRET = "tests-only-page-token-key-5b0e9d47c1"  # noqa: S105 (a throwaway test value)
 
 
+# Set by `make test-fast`, which deselects the tests marked `process` and `mongo`:
+# a test that starts a process or needs the MongoDB-wire server without its mark fails.
+FAST_MODE = "TODO_TEST_FAST"
+
+
+def refuse_in_fast_mode(what: str) -> None:
+    """Fail a test that uses `what` in `make test-fast`: it lacks its `process` or `mongo` mark."""
+    if os.environ.get(FAST_MODE):
+        pytest.fail(f"this test uses {what}: mark it `process` (or `mongo`) so that `make test-fast` leaves it out")
+
+
 class LoggedProcess:
     """A process whose stderr is collected; its stdout is discarded."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+        refuse_in_fast_mode(f"a process ({argv[0]})")
         self.argv = list(argv)
         self.process = subprocess.Popen(
             self.argv,
@@ -146,6 +162,7 @@ def running_service(env: Mapping[str, str] | None = None) -> Iterator[str]:
 
 def tool(variable: str, default: Path, how: str) -> Path:
     """A binary the project installs: from `variable`, else `default`; fails saying how to provide it."""
+    refuse_in_fast_mode(f"a pinned tool ({default.name})")
     path = Path(os.environ.get(variable, str(default)))
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"{path} is missing: {how}, or point {variable} at one")
@@ -168,3 +185,15 @@ def grpcurl(address: str, *args: str, data: dict[str, Any] | None = None) -> sub
     if data is not None:
         argv += ["-d", json.dumps(data)]
     return subprocess.run([*argv, address, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def uv_binary() -> Path:
+    """The pinned uv `make install` installs (TODO_UV overrides)."""
+    return tool("TODO_UV", REPO / ".tools" / "uv" / "bin" / "uv", "run `make install` (it installs the pinned uv)")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import yaml
 
-from tests.deploy.dockerfile import REPO
-from tests.e2e.process import installed_tool
+from tests.support import REPO
+from tests.support.process import installed_tool
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 BASE = KUBERNETES / "base"

@@ -1,6 +1,6 @@
-"""How a service calls todo.v1 through todo_client (the README's example, checked by mypy --strict).
+"""How a service calls todo.v1 through todo_client (the example of docs/clients.md, checked by mypy --strict).
 
-Run it against `make run`:  .venv/bin/python -m tests.client.example_caller [localhost:50051]
+Run it against `make run`:  .venv/bin/python -m tests.support.example_caller [localhost:50051]
 tests/client/test_example_caller.py runs it against a test server.
 """
 

@@ -1,0 +1,210 @@
+"""Secrets and key material in the configuration, read and checked with it (part of `Settings.from_env`).
+
+A secret that is missing, empty, the old built-in value or an obvious
+placeholder stops the start (fail closed); so do TLS files that do not parse
+or do not match (one line naming the file, exit 2), not a "Failed to bind"
+when the port opens; so does a tokens file without a usable token. The
+tokens file is read here once; the authenticator starts from what was read
+and re-reads the file (with `read_tokens`) only when it changes.
+
+The rules take their variable names from the table's rows (`table.row_of`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from service.infrastructure.config import pem
+from service.infrastructure.config.reader import READABLE_FILE, ConfigError, Described, EnvReader
+from service.infrastructure.config.table import Setting, row_of, setting
+
+# The value earlier releases used when no secret was configured: public in the
+# source, so it is refused like a placeholder.
+BUILT_IN_PAGE_TOKEN_SECRET = "todo-service-default-page-token-secret"  # noqa: S105 (refused, never used)
+MIN_SECRET_BYTES = 16
+# Values that are left in templates and examples, never chosen (compared ignoring
+# case and punctuation), and words that mark a value as a placeholder.
+_PLACEHOLDER_SECRETS = frozenset(
+    {"secret", "password", "changeme", "changeit", "default", "example", "test", "todo", "xxx", "none", "null"}
+)
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "insertsecret")
+
+
+def secret_or_file(env: EnvReader, row: Setting) -> str | None:
+    """The row's variable or the content of its *_FILE (a mounted secret; a final newline is dropped); not both."""
+    name, file_name = row.variable, row.file_variable
+    assert file_name is not None, f"{name} has no *_FILE form"
+    value, content = env.raw(name), env.read(file_name, None, _secret_file)
+    if value is not None and env.raw(file_name) is not None:
+        env.fail(f"{name} and {file_name} are both set: set one")
+        return None
+    return value if content is None else content
+
+
+def _text(path: str) -> str:
+    """The text of a file, read once (missing, unreadable or not UTF-8: a ConfigError)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except OSError as error:
+        raise ConfigError(f"cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"cannot be read as UTF-8 text: {error}") from None
+
+
+def _secret_file(path: str) -> str:
+    """The text of a secret file without its surrounding blanks (empty: a ConfigError)."""
+    content = _text(path).strip()
+    if not content:
+        raise ConfigError("is empty")
+    return content
+
+
+def page_token_secret(env: EnvReader, row: Setting, persistent: bool, store: str) -> str | None:
+    """The configured secret; required with MongoDB (`store`: its tokens outlive the process and cross replicas)."""
+    secret = secret_or_file(env, row)
+    if secret is None:
+        if persistent and env.raw(str(row.file_variable)) is None:
+            env.fail(
+                f"{row.variable} (or {row.file_variable}) is required with {store}: "
+                "the same random value on every replica, e.g. `openssl rand -base64 32`"
+            )
+        return None
+    problem = secret_problem(secret)
+    if problem is not None:
+        env.fail(f"{row.variable} {problem}; use a random value, e.g. `openssl rand -base64 32`")
+        return None
+    return secret
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot sign anything (the built-in value, a placeholder, too short), or None."""
+    folded = re.sub(r"[^a-z0-9]", "", secret.lower())
+    if secret == BUILT_IN_PAGE_TOKEN_SECRET:
+        return "is the built-in value, public in the source"
+    if folded in _PLACEHOLDER_SECRETS or any(word in folded for word in _PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    if len(set(secret)) <= 2:
+        return "is one or two characters repeated"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Server certificate and key (PEM files); with a client CA, clients must present a certificate it signed."""
+
+    cert_file: str = setting(
+        "TODO_TLS_CERT_FILE",
+        dataclasses.MISSING,
+        READABLE_FILE,
+        "PEM server certificate (chain): serve TLS only, with `TODO_TLS_KEY_FILE`. Loaded at start: one that "
+        "does not parse is a configuration error naming the file; an expired or not-yet-valid one is logged "
+        "at `WARNING`",
+        shown_default="unset: plaintext",
+    )
+    key_file: str = setting(
+        "TODO_TLS_KEY_FILE",
+        dataclasses.MISSING,
+        READABLE_FILE,
+        "PEM private key (unencrypted) of that certificate: one that does not parse or does not match the "
+        "certificate is a configuration error naming the file; one readable by group or others is logged at "
+        "`WARNING`",
+        shown_default="unset: plaintext",
+    )
+    client_ca_file: str | None = setting(
+        "TODO_TLS_CLIENT_CA_FILE",
+        None,
+        READABLE_FILE,
+        "PEM CA bundle: clients must present a certificate it signed (mTLS); one that does not parse is a "
+        "configuration error",
+    )
+
+
+def tls_settings(env: EnvReader, warnings: list[str]) -> TlsSettings | None:
+    """The TLS files (each a readable file), checked as a set and loaded; None: plaintext."""
+    cert, key, ca = (row_of(TlsSettings, name) for name in ("cert_file", "key_file", "client_ca_file"))
+    cert_file, key_file, client_ca = (env.read(row.variable, None, READABLE_FILE) for row in (cert, key, ca))
+    if env.raw(cert.variable) is None and env.raw(key.variable) is None:
+        if env.raw(ca.variable) is not None:
+            env.fail(f"{ca.variable} needs {cert.variable} and {key.variable}")
+        return None
+    if env.raw(cert.variable) is None or env.raw(key.variable) is None:
+        env.fail(f"{cert.variable} and {key.variable} go together: set both or neither")
+    if cert_file is None or key_file is None:
+        return None
+    # Load the PEM files now: a bad one is a configuration error naming the
+    # file, not a "Failed to bind" when the port is opened.
+    try:
+        pem.check_key_pair(cert_file, key_file)
+        warnings.extend(pem.validity_warnings(cert_file))
+        if pem.readable_by_others(key_file):
+            warnings.append(
+                f"{key.variable} {key_file!r} is readable by group or others: make it 0400 or 0600 "
+                "(Kubernetes: defaultMode: 0400 on the secret volume)"
+            )
+    except ConfigError as error:
+        env.fail(str(error))
+    except OSError as error:
+        env.fail(f"TLS files cannot be read: {error}")
+    if client_ca is not None:
+        try:
+            pem.check_certificates(client_ca, ca.variable)
+        except ConfigError as error:
+            env.fail(str(error))
+        except OSError as error:
+            env.fail(f"{ca.variable} cannot be read: {error}")
+    return TlsSettings(cert_file=cert_file, key_file=key_file, client_ca_file=client_ca)
+
+
+@dataclass(frozen=True, slots=True)
+class TokensFile:
+    """A tokens file as read: its path, the SHA-256 digests of its tokens, and what identifies this version of it."""
+
+    path: str
+    digests: tuple[bytes, ...] = field(repr=False)
+    signature: tuple[int, int, int]
+
+
+def file_signature(stat: os.stat_result) -> tuple[int, int, int]:
+    """What changes when the file does (a Kubernetes Secret update swaps a symlink: a new inode too)."""
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+def read_tokens(path: str) -> TokensFile:
+    """The tokens of the file at `path`, one a line, in clear or as `sha256:<64 hex digits>`.
+
+    Blank lines and `#` comments are ignored. Only digests are kept. ConfigError
+    (saying what is wrong, never a token) when the file cannot be read or holds no usable token.
+    """
+    try:
+        signature = file_signature(os.stat(path))
+    except OSError as error:
+        raise ConfigError(f"cannot be read: {error.strerror}") from None
+    lines = _text(path).splitlines()
+    digests: list[bytes] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("sha256:"):
+            try:
+                digest = bytes.fromhex(line.removeprefix("sha256:"))
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise ConfigError(f"line {number}: a sha256: line needs 64 hex digits")
+            digests.append(digest)
+        else:
+            digests.append(hashlib.sha256(line.encode()).digest())
+    if not digests:
+        raise ConfigError("holds no token")
+    return TokensFile(path=path, digests=tuple(digests), signature=signature)
+
+
+TOKENS_FILE = Described(read_tokens, "path of a file of bearer tokens, one a line")
