@@ -16,6 +16,8 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # v5.8.3 needs Go 1.27; v5.8.2 builds with this machine's Go.
 KUSTOMIZE_VERSION := v5.8.2
+# The fault proxy of tests/faults (Shopify's Toxiproxy; its command is named `server`).
+TOXIPROXY_VERSION := v2.12.0
 
 TOOLS := $(CURDIR)/.tools
 # Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
@@ -31,6 +33,17 @@ GHZ := $(TOOLS)/bin/ghz
 H2FLOOD := $(TOOLS)/bin/h2flood
 GRPCUI := $(TOOLS)/bin/grpcui
 KUSTOMIZE := $(TOOLS)/bin/kustomize
+# One directory per version, so a new pin never runs an old binary.
+TOXIPROXY := $(TOOLS)/toxiproxy-$(TOXIPROXY_VERSION)/toxiproxy-server
+# Prometheus, promtool, Alertmanager (amtool) and the blackbox exporter: Debian's
+# packages (`make monitoring-tools` installs them as root). Without root, point
+# these at your own builds (e.g. `go install github.com/prometheus/prometheus/cmd/...`).
+PROMETHEUS ?= /usr/bin/prometheus
+PROMTOOL ?= /usr/bin/promtool
+ALERTMANAGER ?= /usr/bin/prometheus-alertmanager
+AMTOOL ?= /usr/bin/amtool
+BLACKBOX_EXPORTER ?= /usr/bin/prometheus-blackbox-exporter
+MONITORING_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 # checkov lives in its own virtual environment, pinned with hashes in
 # tools/checkov/requirements.txt: about 100 packages that stay out of uv.lock.
 CHECKOV_VENV := $(TOOLS)/checkov
@@ -58,7 +71,7 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
+.PHONY: monitoring-tools rules faults-long help install tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -123,7 +136,26 @@ $(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum
 	@echo "make: building grpcui (pinned in tools/grpcui/go.mod) into .tools/bin (first run only, about 1 min)"
 	cd tools/grpcui && go build -o $(GRPCUI) github.com/fullstorydev/grpcui/cmd/grpcui
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
+# The fault proxy between the service and the database in tests/faults.
+$(TOXIPROXY):
+	@echo "make: building toxiproxy $(TOXIPROXY_VERSION) into $(dir $(TOXIPROXY)) (first run only, about 20 s)"
+	GOBIN=$(dir $(TOXIPROXY)) go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(dir $(TOXIPROXY))server $(TOXIPROXY)
+
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) $(TOXIPROXY) go-plugins $(GO_EXAMPLE) monitoring-tools ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, toxiproxy, protoc Go plugins, the Go example) into .tools, and the monitoring tools
+
+# Debian's Prometheus, Alertmanager and blackbox exporter (promtool, the
+# real-Prometheus test, the prober): installed with apt-get when missing and
+# running as root (CI); otherwise the message says what to install or set.
+monitoring-tools: ## Install Prometheus, promtool, Alertmanager and the blackbox exporter (Debian packages) when missing
+	@missing=""; for tool in $(PROMETHEUS) $(PROMTOOL) $(ALERTMANAGER) $(AMTOOL) $(BLACKBOX_EXPORTER); do \
+	  [[ -x $$tool ]] || missing="$$missing $$tool"; done; \
+	if [[ -n $$missing ]]; then \
+	  if [[ $$(id -u) -ne 0 ]]; then \
+	    echo "make: missing$$missing: run 'sudo apt-get install $(MONITORING_PACKAGES)', or set PROMETHEUS, PROMTOOL, ALERTMANAGER, AMTOOL and BLACKBOX_EXPORTER to your own builds" >&2; exit 1; fi; \
+	  echo "make: installing Debian's $(MONITORING_PACKAGES) (first run only)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) >/dev/null; \
+	fi
 
 # Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
 $(KUSTOMIZE):
@@ -182,7 +214,12 @@ generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, se
 	./scripts/generate.sh generated
 	TODO_PROTOC_PLUGINS=$(PROTOC_PLUGINS) ./scripts/generate-clients.sh clients
 
-check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan test image-test ## Every check and test
+check: install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan rules test image-test ## Every check and test
+
+rules: monitoring-tools ## Prometheus rules checked and unit-tested (promtool), the Alertmanager configuration checked (amtool)
+	$(PROMTOOL) check rules deploy/prometheus/rules/*.yaml
+	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
+	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yaml
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -229,7 +266,9 @@ clients-generated-check: install go-plugins ## Fail when clients/go/todo or clie
 
 # Environment for the tests that run installed tools.
 TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
-	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE)
+	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE) \
+	TODO_TOXIPROXY=$(TOXIPROXY) TODO_PROMETHEUS=$(PROMETHEUS) TODO_PROMTOOL=$(PROMTOOL) TODO_ALERTMANAGER=$(ALERTMANAGER) \
+	TODO_BLACKBOX_EXPORTER=$(BLACKBOX_EXPORTER)
 
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
 	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image
@@ -247,6 +286,9 @@ image-test: install ## Build the image, then test it as built: configuration, co
 
 bench: install tools ## Benchmarks (not part of check; ~16 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+faults-long: install tools ## The fault scenarios at full size (tests/faults; minutes, not part of check)
+	$(TEST_TOOLS) TODO_FAULTS_SCALE=long $(BIN)/pytest tests/faults
 
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
 	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
