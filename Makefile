@@ -219,7 +219,9 @@ check: install tools lint typecheck imports proto generated-check clients-genera
 rules: monitoring-tools ## Prometheus rules checked and unit-tested (promtool), the Alertmanager configuration checked (amtool)
 	$(PROMTOOL) check rules deploy/prometheus/rules/*.yaml
 	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yaml
 	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yaml
+	$(BLACKBOX_EXPORTER) --config.check --config.file deploy/prometheus/blackbox.yaml
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)

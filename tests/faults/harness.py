@@ -28,7 +28,8 @@ from tests.e2e.process import ServiceProcess
 from tests.support import scrape, value
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
-from todo_client.errors import error_from_rpc
+from todo_client import TodoClient
+from todo_client.errors import TodoError, error_from_rpc
 
 LONG = os.environ.get("TODO_FAULTS_SCALE", "") == "long"
 DRIVERS: list[Driver] = ["motor", "pymongo"]
@@ -117,46 +118,75 @@ async def seconds_until(channel: grpc.aio.Channel, wanted: int, bound: float) ->
     raise AssertionError(f"readiness stayed {status} for {bound:.1f}s, wanted {wanted}")
 
 
+async def seconds_until_at(address: str, wanted: int, bound: float) -> float:
+    """`seconds_until` on a channel of its own to `address`."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await seconds_until(channel, wanted, bound)
+
+
 def code_of(error: BaseException) -> str:
     """`CODE` or `CODE/REASON` (the ErrorInfo reason the service sent, when it did)."""
-    if not isinstance(error, grpc.aio.AioRpcError):
+    if isinstance(error, grpc.aio.AioRpcError):
+        error = error_from_rpc(error)
+    if not isinstance(error, TodoError):
         return type(error).__name__
-    reason = error_from_rpc(error).reason
-    return f"{error.code().name}/{reason}" if reason else error.code().name
+    return f"{error.code.name}/{error.reason}" if error.reason else error.code.name
+
+
+Create = Callable[[str, str], Awaitable[str]]  # (content, request_id) -> the acknowledged entry's id
+
+
+def stub_create(stub: pb_grpc.TodoServiceAsyncStub, timeout: float = 5.0, with_request_id: bool = True) -> Create:
+    """CreateTodo on a plain stub: no retries (grpc's own channel has no retry policy)."""
+
+    async def create(content: str, request_id: str) -> str:
+        request = pb.CreateTodoRequest(todo=pb.Todo(content=content), request_id=request_id if with_request_id else "")
+        return (await stub.CreateTodo(request, timeout=timeout)).todo.id
+
+    return create
+
+
+def client_create(client: TodoClient, timeout: float = 10.0) -> Create:
+    """CreateTodo through the todo-client library: its request_id, its retries on UNAVAILABLE."""
+
+    async def create(content: str, request_id: str) -> str:
+        return (await client.create_todo(content, request_id=request_id, timeout=timeout)).id
+
+    return create
 
 
 @dataclass
 class Load:
-    """Concurrent CreateTodo callers, each with its own request_id; what was acknowledged and how calls ended."""
+    """Concurrent callers creating entries with unique contents: what was acknowledged, how calls ended."""
 
-    stub: pb_grpc.TodoServiceAsyncStub
+    create: Create
     callers: int
-    timeout: float = 5.0
-    with_request_id: bool = True
     statuses: Counter[str] = field(default_factory=Counter)
-    acknowledged: dict[str, pb.Todo] = field(default_factory=dict)  # id -> the entry the reply carried
+    acknowledged: dict[str, str] = field(default_factory=dict)  # id -> content
+    sent: set[str] = field(default_factory=set)  # every content sent, acknowledged or not
+    messages: dict[str, str] = field(default_factory=dict)  # the first message of each failure
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _caller(self, number: int) -> None:
         n = 0
         while not self._stop.is_set():
             n += 1
-            request = pb.CreateTodoRequest(
-                todo=pb.Todo(content=f"load {number}-{n}"),
-                request_id=str(uuid.uuid4()) if self.with_request_id else "",
-            )
+            content = f"load {number}-{n} {uuid.uuid4().hex[:8]}"
+            self.sent.add(content)
             try:
-                reply = await self.stub.CreateTodo(request, timeout=self.timeout)
-            except grpc.aio.AioRpcError as error:
-                self.statuses[code_of(error)] += 1
-                await asyncio.sleep(0.01)
+                entry_id = await self.create(content, str(uuid.uuid4()))
+            except (grpc.aio.AioRpcError, TodoError) as error:
+                code = code_of(error)
+                self.statuses[code] += 1
+                self.messages.setdefault(code, str(error)[:300])
+                await asyncio.sleep(0.02)
                 continue
             self.statuses["OK"] += 1
-            self.acknowledged[reply.todo.id] = reply.todo
+            self.acknowledged[entry_id] = content
 
     @contextmanager
     def running(self) -> Iterator[asyncio.Future[list[None]]]:
-        """Callers run inside the block; the future finishes once they have stopped."""
+        """Callers run inside the block; await the future it gives to wait until they have stopped."""
         self._stop.clear()
         tasks = asyncio.gather(*(self._caller(n) for n in range(self.callers)))
         try:
@@ -165,19 +195,21 @@ class Load:
             self._stop.set()
 
 
-async def read_back(stub: pb_grpc.TodoServiceAsyncStub, acknowledged: Mapping[str, pb.Todo]) -> tuple[int, int]:
-    """(lost, listed): acknowledged entries that GetTodo no longer returns unchanged, and every entry listed."""
+async def audit(stub: pb_grpc.TodoServiceAsyncStub, load: Load) -> tuple[int, int]:
+    """(lost, duplicated): acknowledged entries missing or changed, and contents stored more than once."""
+    stored = Counter(await all_contents(stub))
     lost = 0
-    for entry_id, todo in acknowledged.items():
+    for entry_id, content in load.acknowledged.items():
         try:
-            stored = (await stub.GetTodo(pb.GetTodoRequest(id=entry_id), timeout=10)).todo
+            todo = (await stub.GetTodo(pb.GetTodoRequest(id=entry_id), timeout=10)).todo
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.NOT_FOUND:
                 raise
             lost += 1
             continue
-        lost += stored != todo
-    return lost, len(await all_contents(stub))
+        lost += todo.content != content
+    duplicated = sum(count - 1 for content, count in stored.items() if content in load.sent and count > 1)
+    return lost, duplicated
 
 
 async def all_contents(stub: pb_grpc.TodoServiceAsyncStub) -> list[str]:
