@@ -244,3 +244,27 @@ async def test_acknowledged_writes_survive_kill_9_of_the_database(driver: Driver
         lost=lost,
         duplicated=duplicated,
     )
+
+
+async def test_a_stop_under_load_without_drain(own_database: FerretDB) -> None:
+    """SIGTERM with TODO_SHUTDOWN_DRAIN_SECONDS=0 while callers create entries: how calls end, nothing lost."""
+    env = service_env(own_database.uri, "pymongo", "stop", TODO_SHUTDOWN_DRAIN_SECONDS="0")
+
+    async def stop(service: FaultService) -> None:
+        assert await asyncio.to_thread(service.terminate) == 0, service.output
+
+    load, took = await crash_under_load(env, stop)
+    async with served(env) as (_service, stub):
+        lost, duplicated = await audit(stub, load)
+    assert (lost, duplicated) == (0, 0)
+    assert load.statuses["OK"] > 0, load.statuses
+    # After the stop nothing listens: UNAVAILABLE. CANCELLED: see docs/faults.md.
+    assert set(load.statuses) <= {"OK", "UNAVAILABLE", "CANCELLED"}, load.statuses
+    FIGURES.record(
+        "stop under load, no drain",
+        stop_s=took,
+        calls=load.statuses,
+        acknowledged=len(load.acknowledged),
+        lost=lost,
+        duplicated=duplicated,
+    )
