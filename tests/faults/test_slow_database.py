@@ -15,7 +15,18 @@ import grpc
 import pytest
 
 from service.infrastructure.config import Driver
-from tests.faults.harness import DRIVERS, FIGURES, SERVING, SIZES, FaultService, seconds_until, service_env, timed
+from tests.faults.harness import (
+    DRIVERS,
+    EITHER_DRIVER,
+    FIGURES,
+    LONG,
+    SERVING,
+    SIZES,
+    FaultService,
+    seconds_until,
+    service_env,
+    timed,
+)
 from tests.faults.toxiproxy import Proxy
 from tests.mongo_server import MongoServer
 from todo.v1 import todo_service_pb2 as pb
@@ -34,6 +45,7 @@ CROWD_ENDINGS = {
     "UNAVAILABLE/STORE_UNAVAILABLE",
 }
 CHANNELS = 10  # 100 streams per connection (TODO_MAX_CONCURRENT_STREAMS): 1,000 callers need 10
+CROWD_ROUNDS = 3 if LONG else 1
 
 
 def slow_env(proxy: Proxy, driver: Driver, mongo_server: MongoServer) -> dict[str, str]:
@@ -91,8 +103,9 @@ async def test_slow_replies_end_by_their_deadline_and_nothing_piles_up(
                 short = await asyncio.gather(
                     *(timed(stub.GetTodo(pb.GetTodoRequest(id=created.id), timeout=0.5)) for _ in range(20))
                 )
+                await seconds_until(channel, SERVING, 15)  # the pool may have been paused by the calls above
                 unbounded = await timed(stub.GetTodo(pb.GetTodoRequest(id=created.id)))
-                rounds = [await crowd(service, created.id) for _ in range(2)]
+                rounds = [await crowd(service, created.id) for _ in range(CROWD_ROUNDS)]
             in_flight = service.metric(
                 "grpc_server_in_flight", grpc_type="unary", grpc_service="todo.v1.TodoService", grpc_method="GetTodo"
             )
@@ -112,7 +125,7 @@ async def test_slow_replies_end_by_their_deadline_and_nothing_piles_up(
     assert set(short_codes) <= SHORT_ENDINGS, short_codes
     assert max(seconds for _, seconds in short) < 0.5 + LATE_BOUND
     # Without a deadline: the server's own bound, answered by the server (a reason, not the client's clock).
-    assert unbounded[0] == "DEADLINE_EXCEEDED/STORE_TIMEOUT", unbounded
+    assert unbounded[0] in {"DEADLINE_EXCEEDED/STORE_TIMEOUT", "UNAVAILABLE/STORE_UNAVAILABLE"}, unbounded
     assert unbounded[1] < MAX_RPC_SECONDS + LATE_BOUND, unbounded
     for codes, slowest, _rss, threads in rounds:
         # Each call ended: by the server's bound, or refused at once past TODO_MAX_CONCURRENT_RPCS (128).
@@ -121,9 +134,11 @@ async def test_slow_replies_end_by_their_deadline_and_nothing_piles_up(
         assert slowest < MAX_RPC_SECONDS + 10.0, slowest  # time queued in front of the handler included
         assert threads - threads_before < 64, (threads_before, threads)  # Motor's pool is bounded (5 x cores)
     assert in_flight == 0
-    # No pile-up that outlives the crowd: a second crowd of the same size does not need more memory.
-    growth_second_round = rounds[1][2] - rounds[0][2]
-    assert growth_second_round < 32 * 1024, growth_second_round
+    # Bounded: a thousand waiting calls cost tens of MiB, not hundreds; and (faults-long) later crowds of
+    # the same size need no more memory than the first: nothing outlives a crowd.
+    assert rounds[0][2] - rss_before < 96 * 1024, (rss_before, rounds[0][2])
+    for later in rounds[1:]:
+        assert later[2] - rounds[0][2] < 32 * 1024, (rounds[0][2], later[2])
     FIGURES.record(
         f"latency +{LATENCY_MS}±{JITTER_MS} ms ({driver})",
         deadline_0_5s=short_codes,
@@ -138,7 +153,7 @@ async def test_slow_replies_end_by_their_deadline_and_nothing_piles_up(
     )
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("driver", EITHER_DRIVER)
 async def test_a_hung_database_is_bounded_by_the_rpc_deadline(
     driver: Driver, db_proxy: Proxy, mongo_server: MongoServer
 ) -> None:
