@@ -16,6 +16,8 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # v5.8.3 needs Go 1.27; v5.8.2 builds with this machine's Go.
 KUSTOMIZE_VERSION := v5.8.2
+# The fault proxy of tests/faults (Shopify's Toxiproxy; its command is named `server`).
+TOXIPROXY_VERSION := v2.12.0
 
 TOOLS := $(CURDIR)/.tools
 # Data kept between runs (the `make ferretdb` store); `make clean` leaves it alone.
@@ -31,6 +33,17 @@ GHZ := $(TOOLS)/bin/ghz
 H2FLOOD := $(TOOLS)/bin/h2flood
 GRPCUI := $(TOOLS)/bin/grpcui
 KUSTOMIZE := $(TOOLS)/bin/kustomize
+# One directory per version, so a new pin never runs an old binary.
+TOXIPROXY := $(TOOLS)/toxiproxy-$(TOXIPROXY_VERSION)/toxiproxy-server
+# Prometheus, promtool, Alertmanager (amtool) and the blackbox exporter: Debian's
+# packages (`make monitoring-tools` installs them as root). Without root, point
+# these at your own builds (e.g. `go install github.com/prometheus/prometheus/cmd/...`).
+PROMETHEUS ?= /usr/bin/prometheus
+PROMTOOL ?= /usr/bin/promtool
+ALERTMANAGER ?= /usr/bin/prometheus-alertmanager
+AMTOOL ?= /usr/bin/amtool
+BLACKBOX_EXPORTER ?= /usr/bin/prometheus-blackbox-exporter
+MONITORING_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 # checkov lives in its own virtual environment, pinned with hashes in
 # tools/checkov/requirements.txt: about 100 packages that stay out of uv.lock.
 CHECKOV_VENV := $(TOOLS)/checkov
@@ -65,7 +78,7 @@ PYTHON_IMAGE ?=
 # `make run` listens on loopback only; containers set TODO_GRPC_ADDRESS themselves.
 RUN_ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: help install docs test-fast check-no-image go-available tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
+.PHONY: monitoring-tools rules faults-long help install docs test-fast check-no-image go-available tools go-plugins go-example clients-generated-check clients-check kubernetes kubernetes-scan checkov-lock ferretdb run-mongo run bench bench-quick check lint format typecheck imports proto proto-baseline generate generated-check test clean hadolint image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -133,7 +146,26 @@ $(GRPCUI): tools/grpcui/go.mod tools/grpcui/go.sum | go-available
 go-available:
 	@command -v go >/dev/null || { echo "make: Go is needed to build the pinned tools: install Go >= 1.26 (https://go.dev/dl) and put it on PATH" >&2; exit 2; }
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) go-plugins $(GO_EXAMPLE) ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, protoc Go plugins, the Go example) into .tools
+# The fault proxy between the service and the database in tests/faults.
+$(TOXIPROXY): | go-available
+	@echo "make: building toxiproxy $(TOXIPROXY_VERSION) into $(dir $(TOXIPROXY)) (first run only, about 20 s)"
+	GOBIN=$(dir $(TOXIPROXY)) go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(dir $(TOXIPROXY))server $(TOXIPROXY)
+
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) $(TOXIPROXY) go-plugins $(GO_EXAMPLE) monitoring-tools ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, toxiproxy, protoc Go plugins, the Go example) into .tools, and the monitoring tools
+
+# Debian's Prometheus, Alertmanager and blackbox exporter (promtool, the
+# real-Prometheus test, the prober): installed with apt-get when missing and
+# running as root (CI); otherwise the message says what to install or set.
+monitoring-tools: ## Install Prometheus, promtool, Alertmanager and the blackbox exporter (Debian packages) when missing
+	@missing=""; for tool in $(PROMETHEUS) $(PROMTOOL) $(ALERTMANAGER) $(AMTOOL) $(BLACKBOX_EXPORTER); do \
+	  [[ -x $$tool ]] || missing="$$missing $$tool"; done; \
+	if [[ -n $$missing ]]; then \
+	  if [[ $$(id -u) -ne 0 ]]; then \
+	    echo "make: missing$$missing: run 'sudo apt-get install $(MONITORING_PACKAGES)', or set PROMETHEUS, PROMTOOL, ALERTMANAGER, AMTOOL and BLACKBOX_EXPORTER to your own builds" >&2; exit 1; fi; \
+	  echo "make: installing Debian's $(MONITORING_PACKAGES) (first run only)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) >/dev/null; \
+	fi
 
 # Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
 $(KUSTOMIZE): | go-available
@@ -198,7 +230,7 @@ generate: install go-plugins ## Regenerate generated/ and clients/ (Go stubs, se
 # `make check` as root runs every step. As another user it runs every step but the
 # image and then stops with one message saying so and what to run (scripts/image-preflight.sh);
 # `make check-no-image` is that run without the message, and exits 0.
-CHECKS_BUT_THE_IMAGE := install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan test
+CHECKS_BUT_THE_IMAGE := install tools lint typecheck imports proto generated-check clients-generated-check hadolint kubernetes-scan rules test
 
 check: $(CHECKS_BUT_THE_IMAGE) ## Every check and test, then the container image built and tested (the image step needs root)
 	@./scripts/image-preflight.sh --after-checks
@@ -206,6 +238,13 @@ check: $(CHECKS_BUT_THE_IMAGE) ## Every check and test, then the container image
 
 check-no-image: $(CHECKS_BUT_THE_IMAGE) ## Every check and test but the container image (no root needed)
 	@echo "make: every check and test passed; the container image was not built (make image-test, as root)"
+
+rules: monitoring-tools ## Prometheus rules checked and unit-tested (promtool), the Alertmanager configuration checked (amtool)
+	$(PROMTOOL) check rules deploy/prometheus/rules/*.yaml
+	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yaml
+	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yaml
+	$(BLACKBOX_EXPORTER) --config.check --config.file deploy/prometheus/blackbox.yaml
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -252,7 +291,9 @@ clients-generated-check: install go-plugins ## Fail when clients/go/todo or clie
 
 # Environment for the tests that run installed tools.
 TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
-	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE)
+	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE) \
+	TODO_TOXIPROXY=$(TOXIPROXY) TODO_PROMETHEUS=$(PROMETHEUS) TODO_PROMTOOL=$(PROMTOOL) TODO_ALERTMANAGER=$(ALERTMANAGER) \
+	TODO_BLACKBOX_EXPORTER=$(BLACKBOX_EXPORTER)
 
 test: install tools ## pytest (unit, end-to-end, grpcurl, the client wheel and the Go client)
 	$(TEST_TOOLS) $(BIN)/pytest --ignore=tests/image
@@ -281,6 +322,9 @@ image-test: install ## Build the image, then test it as built: configuration, co
 
 bench: install tools ## Benchmarks (not part of check; ~14 min): writes benchmarks/results/<date>.md and .json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+faults-long: install tools ## The fault scenarios at full size (tests/faults; minutes, not part of check)
+	$(TEST_TOOLS) TODO_FAULTS_SCALE=long $(BIN)/pytest tests/faults
 
 bench-quick: install tools ## Smoke run of every benchmark section (~4 min; figures mean nothing): benchmarks/work/quick-results/
 	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)

@@ -47,7 +47,7 @@ REACHED_BY = {  # reason -> (test file, test function)
         CLIENT + "test_errors.py",
         "test_store_unavailable_is_retried_then_unavailable_with_its_reason",
     ),
-    "STORE_TIMEOUT": (E2E + "test_mongo_resilience.py", "test_a_hung_database_is_bounded_by_the_rpc_deadline"),
+    "STORE_TIMEOUT": ("tests/faults/test_slow_database.py", "test_a_hung_database_is_bounded_by_the_rpc_deadline"),
     "BEARER_TOKEN_MISSING": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
     "BEARER_TOKEN_INVALID": (E2E + "test_security.py", "test_tokens_guard_the_api_but_not_health"),
     "CONCURRENCY_LIMIT_REACHED": (

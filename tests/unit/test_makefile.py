@@ -52,7 +52,7 @@ def test_a_warm_install_is_quiet(tmp_path: Path) -> None:
 
 def test_cold_go_tools_say_what_they_build(tmp_path: Path) -> None:
     tools = dry_run("tools", f"TOOLS={tmp_path / 'tools'}")
-    for tool in ("grpcurl", "grpc-health-probe", "the FerretDB test server", "ghz", "grpcui"):
+    for tool in ("grpcurl", "grpc-health-probe", "the FerretDB test server", "ghz", "grpcui", "toxiproxy"):
         assert f'echo "make: building {tool}' in tools
 
 

@@ -210,6 +210,8 @@ class Metrics:
             ["point", "reason"],
             registry=registry,
         )
+        # Exported at 0 from the start, so that rate() and alerts see the series before the first refusal.
+        self.overload_refusals.labels("admission", "CONCURRENCY_LIMIT_REACHED")
         self.overload_limits = Gauge(
             "todo_overload_limit",
             "The configured overload limits: max_concurrent_rpcs (0: none), max_concurrent_streams (per connection), "

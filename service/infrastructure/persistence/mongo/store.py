@@ -91,9 +91,16 @@ def _deadline_bound(maximum: float) -> float | None:
     return left if left < maximum else None
 
 
-def _translated(error: PyMongoError, timeout: float) -> tuple[str, Exception | None]:
-    """The outcome of a failed call and the store error it becomes (None: re-raise the driver's)."""
-    if isinstance(error, ServerSelectionTimeoutError):
+def _translated(error: PyMongoError, timeout: float, deadline_spent: bool) -> tuple[str, Exception | None]:
+    """The outcome of a failed call and the store error it becomes (None: re-raise the driver's).
+
+    `deadline_spent`: the call was bounded by the RPC's deadline and used all of
+    it. A server selection that ran out of that time (a slow database whose new
+    connections are still in their handshake) is the caller's deadline, not
+    an outage: STORE_TIMEOUT, which clients do not retry, instead of
+    STORE_UNAVAILABLE, which they would, on a database that is only slow.
+    """
+    if isinstance(error, ServerSelectionTimeoutError) and not deadline_spent:
         _log.warning("database unavailable: %s", error)
         return "unavailable", StoreUnavailableError("the database is unavailable")
     if error.timeout:
@@ -152,6 +159,7 @@ class MongoStore:
         outcome = "error"
         span = None if self._tracer is None else _client_span(self._tracer, operation, self.settings.database)
         timeout = self.settings.operation_timeout_seconds
+        tighter = None
         try:
             if span is not None:
                 span.__enter__()
@@ -170,7 +178,8 @@ class MongoStore:
             outcome = "timeout"
             raise
         except PyMongoError as error:
-            outcome, translated = _translated(error, timeout)
+            spent = tighter is not None and time.perf_counter() - start >= timeout
+            outcome, translated = _translated(error, timeout, spent)
             if translated is None:
                 raise
             raise translated from error
