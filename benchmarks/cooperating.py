@@ -54,7 +54,16 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         began = loop.time()
         started = 0
-        while (now := loop.time()) < began + args.seconds:
+        if args.closed:  # closed loop: N callers, each calls again as soon as its call ends
+
+            async def caller() -> None:
+                nonlocal started
+                while loop.time() < began + args.seconds:
+                    started += 1
+                    await one()
+
+            await asyncio.gather(*(caller() for _ in range(args.closed)))
+        while not args.closed and (now := loop.time()) < began + args.seconds:
             due = int((now - began) * args.rate) + 1
             for _ in range(due - started):  # catch up in a burst when the loop fell behind
                 task = asyncio.create_task(one())
@@ -71,7 +80,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         return round(latencies[int(q * (len(latencies) - 1))], 2) if latencies else None
 
     return {
-        "offered_rps": args.rate,
+        "offered_rps": args.rate or None,
         "started": started,
         "sent_rps": round(started / sending, 1),
         "outcomes": dict(sorted(outcomes.items())),
@@ -85,7 +94,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", required=True)
     parser.add_argument("--id", default="bench-get")
-    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--rate", type=float, default=0.0, help="calls started per second (open loop)")
+    parser.add_argument("--closed", type=int, default=0, help="instead: this many callers in a closed loop")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     parser.add_argument("--connections", type=int, default=0, help="0: the policy's default")
@@ -93,6 +103,8 @@ def main() -> int:
     parser.add_argument("--no-throttle", action="store_true", help="adaptive throttling off")
     parser.add_argument("--no-overload", action="store_true", help="no overload control: one channel, as before")
     args = parser.parse_args()
+    if (args.rate > 0) == (args.closed > 0):
+        parser.error("give --rate or --closed")
     import uvloop
 
     json.dump(uvloop.run(_run(args)), sys.stdout)

@@ -41,6 +41,7 @@ class GhzResult:
     codes: dict[str, int]
     ok_latencies_ms: list[float]
     ok_times: list[float]  # when each OK call started, seconds after the first call
+    calls: list[tuple[float, bool]]  # every call: when it started (as ok_times), and whether it was OK
     rps: float  # calls ghz made per second (its own figure)
     cpu: float  # ghz's CPU seconds per wall second
     error: str = ""
@@ -99,23 +100,28 @@ def ghz(
         argv = ["nice", "-n", str(who.nice), *argv]
     done = run_measured(argv, cpus, seconds + 120)
     if not out.exists():
-        return GhzResult(seconds, 0, {}, [], [], 0.0, 0.0, error=f"ghz ({done.returncode}): {done.stderr[-400:]}")
+        return GhzResult(seconds, 0, {}, [], [], [], 0.0, 0.0, error=f"ghz ({done.returncode}): {done.stderr[-400:]}")
     report = json.loads(out.read_text())
     out.unlink()
     latencies: list[float] = []
     times: list[float] = []
+    calls: list[tuple[float, bool]] = []
     details = report.get("details") or []
     first = min((_nanos(d["timestamp"]) for d in details), default=0)
     for detail in details:
-        if detail.get("status") == "OK":
+        started = (_nanos(detail["timestamp"]) - first) / 1e9
+        ok = detail.get("status") == "OK"
+        calls.append((started, ok))
+        if ok:
             latencies.append(detail["latency"] / 1e6)
-            times.append((_nanos(detail["timestamp"]) - first) / 1e9)
+            times.append(started)
     return GhzResult(
         seconds=seconds,
         total=int(report.get("count", 0)),
         codes={str(k): int(v) for k, v in (report.get("statusCodeDistribution") or {}).items()},
         ok_latencies_ms=latencies,
         ok_times=times,
+        calls=calls,
         rps=float(report.get("rps", 0.0)),
         cpu=done.cpu / done.wall if done.wall else 0.0,
     )

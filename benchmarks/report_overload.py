@@ -22,6 +22,14 @@ def overload(section: dict[str, Any], out: Out) -> None:
         "deadline per second / capacity. ghz, the victim and the health prober share the load core."
     )
     out("")
+    _cost(section, out)
+    _busy(section, out)
+    _steps(section, out)
+    _recovery(section, out)
+    _coop(section, out)
+
+
+def _cost(section: dict[str, Any], out: Out) -> None:
     cost = section.get("refusal_cost")
     if cost:
         out(
@@ -34,6 +42,9 @@ def overload(section: dict[str, Any], out: Out) -> None:
         for name, point in cost["points"].items():
             out(f"| {name} | {point['calls']:,} | {fmt(point['cpu_us_per_call'], 1)} | {fmt(cost['f'][name], 2)} |")
         out("")
+
+
+def _busy(section: dict[str, Any], out: Out) -> None:
     busy = section.get("busy_connection")
     if busy:
         out(
@@ -49,6 +60,9 @@ def overload(section: dict[str, Any], out: Out) -> None:
                 f"{runs[-1]['codes']} |"
             )
         out("")
+
+
+def _steps(section: dict[str, Any], out: Out) -> None:
     if section.get("steps"):
         out(
             f"### Floods (the servers' core throttled to {section['quota_percent']:g}% by a CPU quota; "
@@ -70,22 +84,35 @@ def overload(section: dict[str, Any], out: Out) -> None:
                     f"**{fmt(v['ok_fraction'], 3)}** | {fmt(v['p99_ok_ms'], 1)} | {_health(step.get('health'))} |"
                 )
         out("")
+
+
+def _recovery(section: dict[str, Any], out: Out) -> None:
     if section.get("recovery"):
-        out("### Recovery: a steady 0.5x caller through a 9 s flood at ghz's full rate, and after it")
+        out(
+            "### Recovery: a steady 0.5x caller (4 connections, 100 ms deadlines) through a 9 s flood at ghz's full "
+            "rate, and after it (share of its calls OK, by when they were started)"
+        )
         out("")
-        out("| server | goodput during the flood | goodput per 250 ms after it | seconds until >= 0.95 for good |")
+        out("| server | during the flood | per 250 ms after it | seconds until >= 0.95 for good |")
         out("| --- | --- | --- | --- |")
         for server, rec in section["recovery"].items():
-            bins = ", ".join(fmt(b, 2) for b in rec["steady_goodput_bins_after"])
-            during, seconds = fmt(rec["steady_goodput_during_flood"], 3), fmt(rec["seconds_to_0.95"], 2)
+            bins = ", ".join(fmt(b, 2) for b in rec["steady_ok_fraction_bins_after"])
+            during, seconds = fmt(rec["steady_ok_fraction_during_flood"], 3), fmt(rec["seconds_to_0.95"], 2)
             out(f"| {server} | {during} | {bins} | {seconds} |")
         out("")
+
+
+def _coop(section: dict[str, Any], out: Out) -> None:
     coop = section.get("cooperating")
     if coop:
         out(
             f"### Cooperating callers: the project's Python client, open loop (core throttled to "
             f"{coop['quota_percent']:g}%, capacity {coop['capacity_rps']:,}/s, client deadline 5 s)"
         )
+        out("")
+        closed = ", ".join(f"{name} {fmt(run.get('ok_per_s'))}/s" for name, run in coop["capacity_closed"].items())
+        h2load = f"{coop['capacity_h2load_rps']:,}/s"
+        out(f"Capacity: the best of h2load ({h2load}) and the client in a closed loop ({closed}).")
         out("")
         out("| offered, client | sent/s | goodput | p50 / p99 OK ms | outcomes | client CPU |")
         out("| --- | --- | --- | --- | --- | --- |")
