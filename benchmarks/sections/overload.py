@@ -33,7 +33,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import signal
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -44,11 +46,12 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from benchmarks.common import REPO, Report, free_port, log
+from benchmarks.common import BENCH, REPO, Report, free_port, log
 from benchmarks.context import Bench
+from benchmarks.environment import installed_version, latest_version, make_venv
 from benchmarks.ghz import Callers, GhzResult, ghz
 from benchmarks.grpc_calls import ensure_entry, handled_codes, wait_serving, write_b0_responses
-from benchmarks.launch import Server, start_b0, start_service
+from benchmarks.launch import Server, loop_flag, start_b0, start_service
 from benchmarks.procs import CpuQuota, Proc, run_measured
 from todo.v1 import todo_service_pb2 as pb
 
@@ -201,7 +204,7 @@ def _refusal_costs(bench: Bench, service: Server, responses: Path, seconds: floa
     def h2load() -> Callable[[Server], int]:
         return lambda server: _h2load_completed(bench, server.port, body, fixed, seconds)[0]
 
-    points: dict[str, dict[str, float]] = {}
+    points: dict[str, dict[str, Any]] = {}
 
     def measure(name: str, server: Server, load: Callable[[Server], int]) -> None:
         points[name] = _cpu_per_call(server.proc, lambda: load(server))
@@ -232,15 +235,60 @@ def _refusal_costs(bench: Bench, service: Server, responses: Path, seconds: floa
         b0 = start_b0(bench, "overload-b0-cost", bench.python, responses, *options)
         measure(name, b0, h2load())
         b0.proc.stop()
-    # Not measured: grpc.aio's own maximum_concurrent_rpcs. It refuses only a call that overlaps another (rare
-    # at a fixed rate under capacity) and, on the pinned grpcio, each refusal lowers its count, so it soon
-    # refuses nothing (grpc/grpc#41531). By construction it refuses after the call exists, in Python.
-    served = {"service": points["service: served"], "B0": points["B0: served"]}
+    # grpc.aio's own maximum_concurrent_rpcs, on the newest grpcio: on the pinned one each refusal lowers its
+    # count, so it soon refuses nothing (grpc/grpc#41531, fixed after 1.78).
+    points.update(_aio_limiter_points(bench, responses, h2load()))
     f = {}
     for name, point in points.items():
-        base = served["service" if name.startswith("service") else "B0"]["cpu_us_per_call"]
-        f[name] = round(point["cpu_us_per_call"] / base, 3) if base else None
+        base = points[str(point.get("base", "service: served" if name.startswith("service") else "B0: served"))]
+        f[name] = round(point["cpu_us_per_call"] / base["cpu_us_per_call"], 3) if base["cpu_us_per_call"] else None
     return {"rate": rate, "seconds": seconds, "points": points, "f": f}
+
+
+def _aio_limiter_points(bench: Bench, responses: Path, load: Callable[[Server], int]) -> dict[str, dict[str, Any]]:
+    """B0 on the newest grpcio: served, and with maximum_concurrent_rpcs=1 while h2flood holds the one slot.
+
+    B0 prints how many calls its handler answered; the limiter refused the rest, so the CPU of a refusal is
+    what the limited run used beyond its served calls at the served cost.
+    """
+    version = bench.options.grpcio_latest or latest_version(bench.options.uv, "grpcio")
+    extra = [f"uvloop=={installed_version(bench.python, 'uvloop')}"] if loop_flag() else []
+    python = str(
+        make_venv(bench.options.uv, BENCH / f".venv-grpcio-{version}", [f"grpcio=={version}", "protobuf", *extra])
+    )
+    served_name, limited_name = f"B0 grpcio {version}: served", f"B0 grpcio {version}: maximum_concurrent_rpcs=1"
+    points: dict[str, dict[str, Any]] = {}
+    b0 = start_b0(bench, "overload-b0-latest", python, responses)
+    points[served_name] = _cpu_per_call(b0.proc, lambda: load(b0))
+    b0.proc.stop()
+    b0 = start_b0(bench, "overload-b0-limited", python, responses, "--maximum-concurrent-rpcs", "1")
+    holder = subprocess.Popen(
+        [str(H2FLOOD), "-addr", f"127.0.0.1:{b0.port}", "-conns", "1", "-rate", "1", "-hold", "1",
+         "-duration", f"{bench.seconds + 30:g}s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)  # the held stream takes the one slot
+        mixed = _cpu_per_call(b0.proc, lambda: load(b0))
+    finally:
+        holder.kill()
+        holder.wait()
+    b0.proc.popen.send_signal(signal.SIGTERM)  # B0 then prints how many calls its handler answered
+    served = int(b0.proc.read_line(10).split()[1])
+    b0.proc.stop()
+    refused = mixed["calls"] - served
+    cost = points[served_name]["cpu_us_per_call"]
+    log(f"overload: grpc.aio's limiter on grpcio {version}: {refused} of {mixed['calls']} calls refused")
+    if refused < 0.5 * mixed["calls"]:
+        return {
+            f"{limited_name} (refused only {refused} of {mixed['calls']}: not measured)": mixed | {"base": served_name}
+        }
+    cpu_refused = mixed["cpu_s"] * 1e6 - served * cost
+    points[limited_name + ", refused"] = {
+        "calls": refused, "cpu_s": round(cpu_refused / 1e6, 3), "cpu_us_per_call": round(cpu_refused / refused, 1),
+        "base": served_name,
+    }  # fmt: skip
+    return points
 
 
 def _flood_refused(bench: Bench, server: Server, body: Path) -> int:
