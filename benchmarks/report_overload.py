@@ -26,6 +26,7 @@ def overload(section: dict[str, Any], out: Out) -> None:
     _busy(section, out)
     _steps(section, out)
     _recovery(section, out)
+    _levers(section, out)
     _coop(section, out)
 
 
@@ -125,6 +126,27 @@ def _coop(section: dict[str, Any], out: Out) -> None:
                 f"{fmt(run['p99_ok_ms'], 1)} | {_codes(run['outcomes'])} | {fmt(run['client_cpu'], 2)} |"
             )
         out("")
+
+
+def _levers(section: dict[str, Any], out: Out) -> None:
+    if not section.get("levers"):
+        return
+    out("### Each server lever taken away (the service, same quota, flood at 2x and at ghz's full rate)")
+    out("")
+    out(
+        "| settings | capacity | offered | ghz reached | flood goodput | victim OK | victim p99 ms | "
+        "health max ms (checks not SERVING) |"
+    )
+    out("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for lever, result in section["levers"].items():
+        for step in result["steps"]:
+            f, v = step["flood"], step["victim"]
+            out(
+                f"| {lever} | {result['capacity_rps']:,} | {step['offered']} | {fmt(f['rps'])}/s "
+                f"({fmt(f.get('offered_multiple'), 2)}x) | **{fmt(f.get('goodput'), 3)}** | "
+                f"**{fmt(v['ok_fraction'], 3)}** | {fmt(v['p99_ok_ms'], 1)} | {_health(step.get('health'))} |"
+            )
+    out("")
 
 
 def _codes(codes: dict[str, int]) -> str:

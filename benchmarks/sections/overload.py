@@ -23,6 +23,9 @@ grpc.aio (B0, gRPC's defaults) where a bare server means something:
    connection per Check, liveness and readiness, main and health ports) run.
 4. `recovery`: a steady 0.5x caller (100 ms deadlines) runs through a 9 s
    flood at ghz's full rate and for 4 s after it; its goodput in 250 ms bins.
+   `levers`: the steps at 2x and at ghz's full rate again with each server
+   lever taken away in turn (the settings before issue 19, overload
+   protection off, 32 and 64 streams per connection).
 5. `cooperating`: the project's Python client (benchmarks/cooperating.py,
    open loop) at 2x and 4x the service's capacity, at its defaults and with
    each part of its overload control taken away in turn.
@@ -68,6 +71,13 @@ STEPS = (0.5, 1.0, 2.0, 4.0, 0.0)  # multiples of capacity; 0: as fast as ghz go
 GET = '{"id":"bench-get"}'
 # The service as configured before issue 19: 100 streams per connection, gRPC's overload protection off.
 BEFORE = {"TODO_MAX_CONCURRENT_STREAMS": "100", "TODO_GRPC_OVERLOAD_PROTECTION": "false"}
+# Each server lever taken away in turn (the flood steps at 2x and ghz's full rate, under the same quota).
+LEVERS = {
+    "before issue 19 (100 streams, protection off)": BEFORE,
+    "16 streams, protection off": {"TODO_GRPC_OVERLOAD_PROTECTION": "false"},
+    "32 streams, protection on": {"TODO_MAX_CONCURRENT_STREAMS": "32"},
+    "64 streams, protection on": {"TODO_MAX_CONCURRENT_STREAMS": "64"},
+}
 H2FLOOD = REPO / ".tools" / "bin" / "h2flood"
 
 
@@ -103,6 +113,17 @@ def run(bench: Bench, report: Report) -> None:
             name: _recovery(bench, protoset, server, capacity[name]) for name, server in servers.items()
         }
         b0.proc.stop()
+        section["levers"] = {}
+        for lever, env in LEVERS.items():
+            variant = _service(bench, "overload-lever", env)
+            ensure_entry(variant.port, "bench-get")
+            quota.add(variant.proc)
+            lever_capacity = _capacity(bench, variant, seconds)
+            section["levers"][lever] = {
+                "capacity_rps": round(lever_capacity),
+                "steps": [_step(bench, protoset, variant, lever_capacity, m, seconds) for m in (2.0, 0.0)],
+            }
+            variant.proc.stop()
     finally:
         quota.close()
     slow = CpuQuota(f"todo-bench-slow-{bench.work.name}", COOPERATING_QUOTA_PERCENT)
