@@ -35,7 +35,8 @@ def _probe(address: str, service: str, timeout: float) -> tuple[str, float]:
     return outcome, (time.perf_counter() - started) * 1000
 
 
-def _loop(address: str, service: str, args: argparse.Namespace, into: dict[str, Any]) -> None:
+def _loop(label: str, service: str, args: argparse.Namespace, into: dict[str, Any]) -> None:
+    name, _, address = label.rpartition("=")
     outcomes: dict[str, int] = {}
     latencies: list[float] = []
     end = time.monotonic() + args.seconds
@@ -50,7 +51,7 @@ def _loop(address: str, service: str, args: argparse.Namespace, into: dict[str, 
     def pct(q: float) -> float | None:
         return round(latencies[int(q * (len(latencies) - 1))], 1) if latencies else None
 
-    into[f"{address} {service}"] = {
+    into[f"{name or address} {service}"] = {
         "checks": len(latencies),
         "outcomes": outcomes,
         "p50_ms": pct(0.5),
@@ -61,7 +62,7 @@ def _loop(address: str, service: str, args: argparse.Namespace, into: dict[str, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--address", action="append", required=True, help="host:port (repeatable)")
+    parser.add_argument("--address", action="append", required=True, help="[NAME=]host:port (repeatable)")
     parser.add_argument("--service", action="append", default=[], help="health service name (repeatable)")
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--timeout", type=float, default=1.0)

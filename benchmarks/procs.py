@@ -237,6 +237,8 @@ class CpuQuota:
     """
 
     def __init__(self, name: str, percent: float, period_us: int = 4000) -> None:
+        # The kernel's least quota is 1 ms a period: a smaller share needs a longer period (longer stalls).
+        period_us = max(period_us, round(1000 * 100 / percent))
         quota = max(1000, round(period_us * percent / 100))
         v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
         if (v1 / "cpu.cfs_quota_us").exists():

@@ -99,8 +99,11 @@ def _overload(report: Report) -> list[dict[str, Any]]:
         rows.append(
             _row("19.2", "flood at ghz's full rate: the flood's goodput", goodput, ">= 0.1", (goodput or 0) >= 0.1)
         )
-        worst = _worst_health(steps)
-        rows.append(_row("19.2", "health checks during every flood step: max ms", worst, "< 100", worst < 100))
+        worst = _worst_health(steps, "health")
+        what = "health checks on the dedicated health listener (what the kubelet probes), every flood step: max ms"
+        rows.append(_row("19.2", what, worst, "< 100", worst < 100))
+        worst_main = _worst_health(steps, "main")
+        rows.append(_row("19.2", "... on the main gRPC port: max ms", worst_main, "report", None))
         bad = sum(
             count
             for step in steps
@@ -121,9 +124,14 @@ def _overload(report: Report) -> list[dict[str, Any]]:
                 seconds is not None and seconds <= 1,
             )
         )
-    busy = section.get("busy_connection", {}).get("ratio")
-    if busy is not None:
-        rows.append(_row("19.2", "one connection x 64 calls: defaults / before (OK/s)", busy, ">= 0.9", busy >= 0.9))
+    busy = section.get("busy_connection", {}).get("ratio", {})
+    if busy.get("client") is not None:
+        what = "the project's client, 64 calls at once: defaults / before (OK/s)"
+        rows.append(_row("19.2", what, busy["client"], ">= 0.9", busy["client"] >= 0.9))
+    if busy.get("ghz") is not None:
+        rows.append(
+            _row("19.2", "ghz, 64 calls at once on one connection: defaults / before", busy["ghz"], "report", None)
+        )
     for name, run in section.get("cooperating", {}).get("runs", {}).items():
         if name.endswith(" defaults") and "goodput" in run:
             rows.append(
@@ -138,7 +146,13 @@ def _overload(report: Report) -> list[dict[str, Any]]:
     return rows
 
 
-def _worst_health(steps: list[dict[str, Any]]) -> float:
+def _worst_health(steps: list[dict[str, Any]], port: str) -> float:
     return max(
-        (probe.get("max_ms") or 0.0 for step in steps for probe in (step.get("health") or {}).values()), default=0.0
+        (
+            probe.get("max_ms") or 0.0
+            for step in steps
+            for key, probe in (step.get("health") or {}).items()
+            if key.startswith(port)
+        ),
+        default=0.0,
     )

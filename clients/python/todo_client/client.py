@@ -433,9 +433,9 @@ class TodoClient:
         began = loop.time()
         index = await slots.wait(wait)
         if index is None:
+            # Not counted by the adaptive throttle: it weighs what the service answered, and the stream budget
+            # already bounds what this client sends (counted, the two together sent less than the service took).
             self._refused += 1
-            if self._adaptive is not None:
-                self._adaptive.refused()
             raise _throttled(
                 f"every connection's {policy.streams_per_connection} streams stayed busy for {wait:.3g} s; "
                 "the call was not sent"

@@ -18,7 +18,8 @@ mechanisms keep this client's share of that waste near zero:
 - **Adaptive throttling** (`AdaptiveThrottle`, the Google SRE book's
   "Handling Overload"): over the last `throttle_window_seconds` the client
   counts the calls that ended (`requests`: accepted, refused by the service,
-  or refused here) and those the service accepted (`accepts`: every outcome
+  or refused by the throttle itself; not those the stream budget turned away,
+  which say nothing of the service) and those the service accepted (`accepts`: every outcome
   except UNAVAILABLE, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED), and refuses
   a new call locally with probability
   max(0, (requests - K * accepts) / (requests + padding)), once at least
