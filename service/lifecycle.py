@@ -111,8 +111,28 @@ async def serve(app: App, *, serve_metrics: bool = True, freeze_heap: bool = Fal
             watch_readiness(app.store, report, settings.health_interval_seconds), name="readiness"
         )
         stack.push_async_callback(_cancel, monitor)  # stopped first
+        if settings.gc_interval_seconds:
+            collector = asyncio.create_task(collect_garbage(settings.gc_interval_seconds), name="gc")
+            stack.push_async_callback(_cancel, collector)
         await stop.wait()
     _log.info("stopped")
+
+
+async def collect_garbage(interval: float) -> None:
+    """Run until cancelled: a full garbage collection every `interval` seconds, in the event loop.
+
+    gRPC core counts a call's HTTP/2 stream against its connection's limit until
+    Python lets go of the call. A call kept alive by a reference cycle (grpc.aio's
+    cancellation paths make some; the service's own handler leaves none) is let go
+    of only by a collection, and Python's own, driven by allocations, may come
+    seconds later: measured under a flood, a steady caller's calls were refused at
+    the stream limit until then (0.52 of them OK during the flood; with a
+    collection every 0.5 s, 0.97, and 1.0 after it). A collection after start-up's
+    heap is frozen walks only what was made since: about 0.3 ms.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        gc.collect()
 
 
 def health_url(settings: Settings, running: RunningServer) -> str:
