@@ -67,9 +67,10 @@ def _busy(section: dict[str, Any], out: Out) -> None:
 
 def _steps(section: dict[str, Any], out: Out) -> None:
     if section.get("steps"):
+        capacities = ", ".join(f"{k} {v:,}/s" for k, v in section["capacity_rps"].items())
         out(
             f"### Floods (the servers' core throttled to {section['quota_percent']:g}% by a CPU quota; "
-            f"capacity, h2load 16 x 4: {', '.join(f'{k} {v:,}/s' for k, v in section['capacity_rps'].items())})"
+            f"capacity, ghz 16 connections x 128 callers: {capacities})"
         )
         out("")
         out(
@@ -92,7 +93,8 @@ def _steps(section: dict[str, Any], out: Out) -> None:
 def _recovery(section: dict[str, Any], out: Out) -> None:
     if section.get("recovery"):
         out(
-            "### Recovery: a steady 0.5x caller (4 connections, 100 ms deadlines) through a 9 s flood at ghz's full "
+            "### Recovery: a steady 0.5x caller (ghz, 16 connections, 100 callers, 100 ms deadlines) through a 9 s "
+            "flood at ghz's full "
             "rate, and after it (share of its calls OK, by when they were started)"
         )
         out("")

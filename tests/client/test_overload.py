@@ -90,7 +90,7 @@ class TestAdaptiveThrottle:
 
 
 class TestConnectionSlots:
-    def test_calls_spread_over_the_least_busy_connection_up_to_the_budget(self) -> None:
+    def test_calls_spread_over_the_connections_in_turn_up_to_the_budget(self) -> None:
         slots = ConnectionSlots(connections=3, per_connection=2)
         taken = [slots.take() for _ in range(7)]
         assert taken == [0, 1, 2, 0, 1, 2, None]

@@ -59,12 +59,12 @@ class OverloadPolicy:
     server's Python code has let go of its call, a little after the answer, so
     a connection kept at the limit has some of its streams refused (measured:
     none at 8 of 16, a quarter at 16 of 16). `connections` x
-    `streams_per_connection` calls (32) can be in flight at once per replica
+    `streams_per_connection` calls (64) can be in flight at once per replica
     before calls wait in the client. `throttle_ratio` 0 turns adaptive
     throttling off.
     """
 
-    connections: int = 4
+    connections: int = 8
     streams_per_connection: int = 8
     max_queue_seconds: float = 0.1
     max_queue_fraction: float = 0.5
@@ -159,25 +159,31 @@ class AdaptiveThrottle:
 class ConnectionSlots:
     """At most `per_connection` calls in flight on each of `connections` channels; a FIFO wait for a slot.
 
-    `take()` returns the least busy channel's index at once when one has a free
-    slot; otherwise `wait(seconds)` waits for a slot to be given back. One event loop.
+    `take()` returns the next channel in turn that has a free slot, at once;
+    otherwise `wait(seconds)` waits for a slot to be given back. One event loop.
     """
 
-    __slots__ = ("_in_flight", "_per_connection", "_waiters")
+    __slots__ = ("_in_flight", "_next", "_per_connection", "_waiters")
 
     def __init__(self, connections: int, per_connection: int) -> None:
         self._in_flight = [0] * connections
+        self._next = 0
         self._per_connection = per_connection
         self._waiters: deque[asyncio.Future[int]] = deque()
 
     def take(self) -> int | None:
-        """A channel with a free slot (now held by the caller), or None."""
-        in_flight = self._in_flight
-        index = min(range(len(in_flight)), key=in_flight.__getitem__) if len(in_flight) > 1 else 0
-        if in_flight[index] >= self._per_connection or self._waiters:
+        """A channel with a free slot (now held by the caller), or None; the channels are tried in turn."""
+        if self._waiters:
             return None
-        in_flight[index] += 1
-        return index
+        in_flight, limit, count = self._in_flight, self._per_connection, len(self._in_flight)
+        start = self._next
+        for step in range(count):
+            index = (start + step) % count
+            if in_flight[index] < limit:
+                in_flight[index] += 1
+                self._next = (index + 1) % count
+                return index
+        return None
 
     async def wait(self, seconds: float) -> int | None:
         """A slot given back within `seconds` (now held by the caller), or None."""
