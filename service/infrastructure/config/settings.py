@@ -284,10 +284,10 @@ class Settings:
         "TODO_GC_INTERVAL_SECONDS",
         0.25,
         Seconds(0, 60),
-        "how often the serving process runs a full garbage collection (0: only when Python decides). A call "
-        "that a reference cycle keeps alive (gRPC's own cancellation paths make some) keeps its HTTP/2 stream "
-        "counted against the connection's limit until then; measured: a collection takes about 0.3 ms "
-        "([Overload](overload.md))",
+        "how often the serving process collects the young generations of garbage (0: only when Python "
+        "decides). A call that a reference cycle keeps alive (gRPC's own cancellation paths make some) keeps "
+        "its HTTP/2 stream counted against the connection's limit until then; measured: a collection takes "
+        "about 0.1 ms ([Overload](overload.md))",
     )
     event_loop: str = setting(
         "TODO_EVENT_LOOP",
