@@ -28,7 +28,7 @@ from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
-TOKEN = "tok-3f9a1c2b7d"  # noqa: S105 (a throwaway test token)
+TOKEN = "tok-3f9a1c2b7d-e41c0a"  # noqa: S105 (a throwaway test token)
 HASHED_TOKEN = "second-token-8e2d"  # noqa: S105
 
 

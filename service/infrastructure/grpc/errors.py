@@ -64,9 +64,11 @@ def rich_status(
     metadata: Mapping[str, str] | None = None,
     violations: Sequence[tuple[str, str]] = (),
     retry_after_seconds: float | None = None,
+    quota_violations: Sequence[tuple[str, str]] = (),
 ) -> grpc.Status:
-    """The status for `reason`: its code, `message`, and an ErrorInfo (plus a
-    BadRequest when there are field violations) in the details trailer."""
+    """The status for `reason`: its code, `message`, and an ErrorInfo in the details trailer (plus a
+    BadRequest for field violations, a QuotaFailure for quota violations (subject, description) and a
+    RetryInfo with `retry_after_seconds`)."""
     code = status_code(reason)
     info = AnyMessage()
     info.Pack(
@@ -84,6 +86,17 @@ def rich_status(
             )
         )
         details.append(bad_request)
+    if quota_violations:
+        quota_failure = AnyMessage()
+        quota_failure.Pack(
+            error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(subject=subject, description=description)
+                    for subject, description in quota_violations
+                ]
+            )
+        )
+        details.append(quota_failure)
     if retry_after_seconds is not None:
         retry_info = AnyMessage()
         delay = Duration()

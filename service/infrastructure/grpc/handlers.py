@@ -12,6 +12,7 @@ access log line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,19 +28,20 @@ from google.protobuf.message import DecodeError, Message
 from service.application.todo_entry import REQUEST_ID_PATTERN
 from service.domain.errors import DomainError
 from service.infrastructure.auth import TokenAuthenticator, TokenCheck
+from service.infrastructure.authz import Principal
 from service.infrastructure.deadline import set_deadline_in
 from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.errors import (
     ErrorReason,
     concurrency_limit_status,
     malformed_request_status,
-    plain_status,
     rich_status,
     status_for,
     unhandled_exception_status,
 )
+from service.infrastructure.grpc.gate import TOKEN_STATUS, CallGate
 from service.infrastructure.grpc.observer import Context, Metadata, MethodObserver, RpcObserver
-from service.infrastructure.observability.logs import request_id_var
+from service.infrastructure.observability.logs import principal_var, request_id_var
 
 RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -49,33 +51,22 @@ REQUEST_ID_HEADER = "x-request-id"
 _log = logging.getLogger("service.grpc")
 
 
-_TOKEN_STATUS = {
-    TokenCheck.MISSING: rich_status(
-        ErrorReason.BEARER_TOKEN_MISSING, "a bearer token is required (authorization: Bearer <token>)"
-    ),
-    TokenCheck.INVALID: rich_status(
-        ErrorReason.BEARER_TOKEN_INVALID, "the bearer token is not valid (authorization: Bearer <token>)"
-    ),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class CallPolicy:
     """What every call of the application service goes through around its method, built by the composition root.
 
     `authenticator`: the bearer-token check (None: no authentication);
     `admission`: the cap on calls in progress (None: no cap); `max_rpc_seconds`:
-    the deadline assumed for a call that carries none (None: unbounded). The
-    per-RPC handler (`unary_handler`) applies all three in its one coroutine.
+    the deadline assumed for a call that carries none (None: unbounded);
+    `gate`: the principal, the authorization policy and the principal's quota
+    (None: no principal is worked out; with a gate, it checks the token). The
+    per-RPC handler (`unary_handler`) applies them in its one coroutine.
     """
 
     authenticator: TokenAuthenticator | None = None
     admission: Admission | None = None
     max_rpc_seconds: float | None = None
-
-
-# What gRPC answers for a method nobody serves (its own words), after the token check.
-_UNKNOWN_METHOD = plain_status(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+    gate: CallGate | None = None  # principals, policy, quotas (None: none of them; `authenticator` alone checks tokens)
 
 
 class Parser(Protocol[ParsedT_co]):
@@ -84,7 +75,7 @@ class Parser(Protocol[ParsedT_co]):
     def FromString(self, serialized: bytes) -> ParsedT_co: ...  # noqa: N802 (protobuf's name)
 
 
-def _request_id(metadata: Metadata) -> str:
+def request_id_of(metadata: Metadata) -> str:
     """The caller's `x-request-id` when it is well-formed, else 32 random hex characters."""
     for key, value in metadata:
         if key == REQUEST_ID_HEADER and isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
@@ -109,25 +100,48 @@ def _forget(error: BaseException) -> None:
     error.__traceback__ = None
 
 
-async def _abort(context: Context, status: grpc.Status) -> None:
-    """Send `status` (with the request id) as the call's only answer, trailers only, and leave no cycle behind.
+async def abort_quietly(context: Context, status: grpc.Status, request_id: str | None = None) -> None:
+    """Send `status` as the call's only answer, trailers only, and leave no cycle behind.
 
     `context.abort()` sends the status at once (trailers only, so a client may
     still retry the call) and raises an AbortError that grpc.aio also keeps on
-    the call's state. Raised through this frame, that exception's traceback
-    would hold the frame and so the context: a reference cycle that keeps the
-    call, and its HTTP/2 stream, alive until the next garbage collection.
-    gRPC core counts such streams against the connection's limit, so with
-    overload protection a connection that got TODO_MAX_CONCURRENT_STREAMS
-    errors would have every new stream refused until then. So the error is
-    caught here and its traceback dropped; when the handler returns, grpc.aio
-    raises the kept AbortError from its own frames and ends the call.
+    the call's state. Raised through the caller's frame, that exception's
+    traceback would hold the frame and so the context: a reference cycle that
+    keeps the call, and its HTTP/2 stream, alive until the next garbage
+    collection. gRPC core counts such streams against the connection's limit,
+    so with overload protection a connection that got
+    TODO_MAX_CONCURRENT_STREAMS errors would have every new stream refused
+    until then. So the error is caught here and its traceback dropped; when
+    the handler returns, grpc.aio raises the kept AbortError from its own
+    frames and ends the call. Every refusal of every service goes through here.
+    `request_id`: sent back in the `x-request-id` trailer.
     """
-    trailers = ((REQUEST_ID_HEADER, request_id_var.get() or ""), *status.trailing_metadata)
+    trailers = status.trailing_metadata
+    if request_id is not None:
+        trailers = ((REQUEST_ID_HEADER, request_id), *trailers)
     try:
         await context.abort(status.code, status.details, trailers)
     except grpc.aio.AbortError as error:
         _forget(error)
+
+
+async def _abort(context: Context, status: grpc.Status) -> None:
+    """`abort_quietly` with the RPC's request id."""
+    await abort_quietly(context, status, request_id_var.get() or "")
+
+
+def peer_host(peer: str) -> str:
+    """The address part of gRPC's peer string, without the port: `ipv4:10.0.0.7:5123` -> `ipv4:10.0.0.7`.
+
+    Connections of one client share it (each has its own port), so limits per
+    peer hold for the client, not for each of its connections.
+    """
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6" and rest.startswith("["):
+        return f"{kind}:{rest[: rest.find(']') + 1]}"
+    if kind == "ipv4":
+        return f"{kind}:{rest.rpartition(':')[0]}"
+    return peer
 
 
 def _refusal(
@@ -137,13 +151,35 @@ def _refusal(
     if authenticator is not None:
         verdict = authenticator.check(metadata)
         if verdict is not TokenCheck.VALID:
-            return _TOKEN_STATUS[verdict]
+            return TOKEN_STATUS[verdict]
     if admission is not None and not admission.try_enter():
         return concurrency_limit_status(admission.limit, admission.retry_after_seconds)
     return None
 
 
-def unary_handler(
+def _bound_outbound_calls(context: Context, max_rpc_seconds: float | None) -> None:
+    """The deadline of the RPC's outbound calls: the call's own, else `max_rpc_seconds` (None: unbounded)."""
+    remaining = context.time_remaining()
+    if remaining is not None:
+        set_deadline_in(remaining)
+    elif max_rpc_seconds is not None:
+        set_deadline_in(max_rpc_seconds)
+
+
+def _gated_refusal(
+    gate: CallGate, admission: Admission | None, metadata: Metadata, context: Context, path: str
+) -> tuple[Principal, grpc.Status | None]:
+    """Who calls and why the call may not run (token, policy, quota, then no free slot), or None: it runs,
+    holding its principal's quota slot and a slot of `admission`."""
+    principal, failure = gate.enter(metadata, context, path)
+    principal_var.set(principal.name)
+    if failure is None and admission is not None and not admission.try_enter():
+        gate.leave(principal)
+        failure = concurrency_limit_status(admission.limit, admission.retry_after_seconds)
+    return principal, failure
+
+
+def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `handle`)
     service: str,
     name: str,
     method: Callable[[RequestT, Context], Awaitable[ResponseT]],
@@ -153,6 +189,7 @@ def unary_handler(
     authenticator: TokenAuthenticator | None = None,
     admission: Admission | None = None,
     max_rpc_seconds: float | None = None,
+    gate: CallGate | None = None,
 ) -> grpc.RpcMethodHandler[bytes, bytes]:
     """A unary-unary handler over raw bytes around a servicer method.
 
@@ -169,18 +206,20 @@ def unary_handler(
     async def handle(raw: bytes, context: Context) -> bytes:
         start = time.perf_counter()
         metadata: Metadata = tuple(context.invocation_metadata() or ())  # read once per RPC
-        request_id = _request_id(metadata)
+        request_id = request_id_of(metadata)
         request_id_var.set(request_id)
-        remaining = context.time_remaining()
-        if remaining is not None:
-            set_deadline_in(remaining)
-        elif max_rpc_seconds is not None:
-            set_deadline_in(max_rpc_seconds)
+        _bound_outbound_calls(context, max_rpc_seconds)
         traced = watch.begin(metadata, request_id)
         code = grpc.StatusCode.UNKNOWN
         held: Admission | None = None  # the admission whose slot this RPC holds
+        principal: Principal | None = None  # with a gate: who is calling
+        quota: Principal | None = None  # with a gate: the principal whose quota slot this RPC holds
         try:
-            failure = _refusal(authenticator, admission, metadata)
+            if gate is None:
+                failure = _refusal(authenticator, admission, metadata)
+            else:
+                principal, failure = _gated_refusal(gate, admission, metadata, context, full_method)
+                quota = principal if failure is None else None
             if failure is None:
                 held = admission
                 try:
@@ -211,7 +250,9 @@ def unary_handler(
         finally:
             if held is not None:
                 held.leave()
-            watch.end(context, code, time.perf_counter() - start, traced, request_id)
+            if quota is not None and gate is not None:
+                gate.leave(quota)
+            watch.end(context, code, time.perf_counter() - start, traced, request_id, principal=principal)
 
     return grpc.unary_unary_rpc_method_handler(handle)
 
@@ -243,6 +284,7 @@ def service_handlers(
             authenticator=policy.authenticator,
             admission=policy.admission,
             max_rpc_seconds=policy.max_rpc_seconds,
+            gate=policy.gate,
         )
     return handlers
 
@@ -254,27 +296,33 @@ else:
 
 
 class UnknownMethodHandler(_GenericHandler):
-    """Every method of `service`'s path that has no handler: the token check first, then UNIMPLEMENTED.
+    """Every path the server does not serve: UNIMPLEMENTED with the reason METHOD_NOT_FOUND.
 
     Registered after every other handler, it is only consulted for a path
-    the server does not serve (the service's own methods are registered and
-    never reach it), so it adds nothing to a served call. Without it an
-    unauthenticated caller could list the service's methods by probing
-    names: a known one says UNAUTHENTICATED, an unknown one UNIMPLEMENTED.
+    nothing else serves, so it adds nothing to a served call. With tokens on,
+    a path of `service` is told only after the token check: without that an
+    unauthenticated caller could list the service's methods by probing names
+    (a known one says UNAUTHENTICATED, an unknown one UNIMPLEMENTED).
     """
 
-    def __init__(self, service: str, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, service: str, authenticator: TokenAuthenticator | None) -> None:
         self._prefix = f"/{service}/"
         self._authenticator = authenticator
-        # stream-stream: any shape of call; the request is never read.
-        self._handler = grpc.stream_stream_rpc_method_handler(self._refuse)
 
-    async def _refuse(self, requests: object, context: Context) -> None:
+    async def _refuse(self, method: str, requests: object, context: Context) -> None:
         metadata: Metadata = tuple(context.invocation_metadata() or ())
-        request_id_var.set(_request_id(metadata))
-        refusal = _refusal(self._authenticator, None, metadata)
-        await _abort(context, refusal or _UNKNOWN_METHOD)
+        request_id_var.set(request_id_of(metadata))
+        refusal = None
+        if method.startswith(self._prefix):
+            refusal = _refusal(self._authenticator, None, metadata)
+        await _abort(context, refusal or method_not_found_status(method[:128]))
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         method: str = handler_call_details.method
-        return self._handler if method.startswith(self._prefix) else None
+        # stream-stream: any shape of call; the request is never read.
+        return grpc.stream_stream_rpc_method_handler(functools.partial(self._refuse, method))
+
+
+@functools.lru_cache(maxsize=256)
+def method_not_found_status(method: str) -> grpc.Status:
+    return rich_status(ErrorReason.METHOD_NOT_FOUND, "Method not found!", metadata={"method": method})

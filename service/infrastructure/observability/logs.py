@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 request_id_var: ContextVar[str | None] = ContextVar("todo_request_id", default=None)
 trace_id_var: ContextVar[str | None] = ContextVar("todo_trace_id", default=None)
+principal_var: ContextVar[str | None] = ContextVar("todo_principal", default=None)
 
 # user:password@ in URIs, bearer tokens, and secret-looking key=value pairs.
 _SECRETS = re.compile(
@@ -33,6 +34,7 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
     "asctime",
     "request_id",
     "trace_id",
+    "principal",
     "taskName",
 }
 
@@ -56,6 +58,7 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.trace_id = trace_id_var.get()
+        record.principal = principal_var.get()
         return True
 
 
@@ -89,12 +92,25 @@ class JsonFormatter(logging.Formatter):
         trace_id = getattr(record, "trace_id", None)
         if trace_id:
             entry["trace_id"] = trace_id
+        principal = getattr(record, "principal", None)
+        if principal:
+            entry["principal"] = principal
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return _ENCODER.encode(entry)
+
+
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes (`\\n`, `\\x1b`), so it stays one line and no terminal
+    escape sequence reaches the reader."""
+    return text.translate(_CONTROLS) if not text.isprintable() else text
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -105,7 +121,16 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None)
-        record.ids = f" [{request_id}]" if request_id else ""
+        principal = getattr(record, "principal", None)
+        ids = f" [{request_id}]" if request_id else ""
+        if principal:
+            ids += f" ({escape_controls(principal)})"
+        message = record.getMessage()
+        escaped = escape_controls(message)
+        if escaped != message:  # a value from a caller cannot forge a line: the message stays on one line
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg, record.args = escaped, None
+        record.ids = ids
         return redact(super().format(record))
 
 
@@ -141,8 +166,18 @@ class AccessLog:
             encoded = self._peers[peer] = _ENCODER.encode(peer)
         return encoded
 
-    def write(self, method: str, code: str, seconds: float, peer: str, request_id: str | None = None) -> None:
-        """One access line (when `enabled`); `request_id` saves reading it back from the context."""
+    def write(
+        self,
+        method: str,
+        code: str,
+        seconds: float,
+        peer: str,
+        request_id: str | None = None,
+        *,
+        principal: str | None = None,
+    ) -> None:
+        """One access line (when `enabled`); `request_id` saves reading it back from the context;
+        `principal`: who called, when the server tells callers apart."""
         handler = _json_handler
         if handler is None:
             duration_ms = round(seconds * 1000, 3)
@@ -163,6 +198,8 @@ class AccessLog:
         ids = f', "request_id": "{request_id}"' if request_id else ""
         if trace_id:
             ids += f', "trace_id": "{trace_id}"'
+        if principal is not None:
+            ids += f', "principal": {self._json_peer(principal)}'
         handler.enqueue(
             f'{{"time": "{_utc_time(time.time())}", "level": "INFO", "logger": "service.access", '
             f'"message": "{method} {code} {duration_ms:.2f}ms", "pid": {self._pid}{ids}, "method": "{method}", '

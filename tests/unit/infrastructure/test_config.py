@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -537,18 +539,45 @@ def test_the_deployment_contract_is_the_table() -> None:
 class TestTokensFile:
     def test_it_is_read_with_the_settings(self, tmp_path: Path) -> None:
         path = tmp_path / "tokens"
-        path.write_text("# callers\ntok-one-7f3a\nsha256:" + "ab" * 32 + "\n")
+        path.write_text("# callers\ntok-one-7f3a-0c9e2b41\nreporter sha256:" + "ab" * 32 + "\n")
         tokens = Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)}).auth_tokens
         assert tokens is not None
         assert (tokens.path, len(tokens.digests)) == (str(path), 2)
         assert "tok-one" not in repr(tokens)
+        unnamed = hashlib.sha256(b"tok-one-7f3a-0c9e2b41").hexdigest()[:12]
+        assert tokens.principal_names() == (f"token:{unnamed}", "reporter")
+
+    @pytest.mark.parametrize(
+        ("line", "problem"),
+        [
+            ("k3y-9f2c", "line 1: the token is shorter than 16 bytes"),
+            ("REPLACE-ME-token-of-caller-one", "line 1: the token is a placeholder"),
+            ("<token>", "line 1: the token is a placeholder"),
+            ("aaaaaaaaaaaaaaaaaaaaaaaa", "line 1: the token is one or two characters repeated"),
+            ("two words and-a-token-4f1e9a7c", "line 1: expected `<token>` or `<principal> <token>`"),
+            ("bad|name tok-one-7f3a-0c9e2b41", "line 1: a principal name is"),
+        ],
+    )
+    def test_weak_tokens_and_bad_lines_stop_the_start(self, tmp_path: Path, line: str, problem: str) -> None:
+        path = tmp_path / "tokens"
+        path.write_text(line + "\n")
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)})
+        assert problem in str(caught.value)
+        assert line.split()[-1] not in str(caught.value), "a token is never echoed"
+
+    def test_a_tokens_file_over_1_mib_is_refused_unread(self, tmp_path: Path) -> None:
+        path = tmp_path / "tokens"
+        path.write_text(("tok-one-7f3a-0c9e2b41\n" * 60_000))
+        with pytest.raises(ConfigError, match="is larger than 1048576 bytes"):
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)})
 
     @pytest.mark.parametrize(
         ("content", "problem"),
         [
             ("", "holds no token"),
             ("# only a comment\n\n", "holds no token"),
-            ("sha256:abc\n", "line 1: a sha256: line needs 64 hex digits"),
+            ("sha256:abc\n", "line 1: a sha256: token needs 64 hex digits"),
         ],
     )
     def test_a_file_without_usable_tokens_is_a_config_error(self, tmp_path: Path, content: str, problem: str) -> None:
