@@ -29,6 +29,7 @@ from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.config.credentials import TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.support.certificates import CertificateAuthority
+from tests.support.docs import block_after, page
 from tests.support.fakes import GatedReads, SlowReads
 from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
@@ -39,14 +40,8 @@ WRITER_TOKEN = "writer-7b2e0d9c4f1a6e35"  # noqa: S105
 FLOOD_TOKEN = "flood-2d8c6b0e9a4f1c77"  # noqa: S105
 BARE_TOKEN = "bare-5e3a7c1d0b9f2e64"  # noqa: S105
 SERVICE = "/todo.v1.TodoService/"
-READ_ONLY_POLICY = {
-    "name": "todo-read-write",
-    "deny_rules": [{"name": "no-deletes-by-reader", "source": {"principals": ["reader"]}, "request": {"paths": [SERVICE + "DeleteTodo"]}}],
-    "allow_rules": [
-        {"name": "reader-reads", "source": {"principals": ["reader", "spiffe://example.org/ns/todo/sa/reader"]}, "request": {"paths": [SERVICE + "GetTodo", SERVICE + "ListTodos"]}},
-        {"name": "writer-all", "source": {"principals": ["writer", "writer.todo.svc"]}, "request": {"paths": [SERVICE + "*"]}},
-    ],
-}  # fmt: skip
+# The example of docs/security.md, run as printed there.
+READ_ONLY_POLICY = json.loads(block_after(page("docs/security.md"), "## Authorization policy", "json"))
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -112,12 +107,12 @@ async def test_a_policy_over_tokens_lets_the_reader_read_only(with_policy: Serve
         ).todo
         read = await stub.GetTodo(pb.GetTodoRequest(id=created.id), metadata=bearer(READER_TOKEN))
         assert read.todo.id == created.id
-        for call, request in (
-            (stub.CreateTodo, pb.CreateTodoRequest(todo=pb.Todo(content="y"))),
-            (stub.DeleteTodo, pb.DeleteTodoRequest(id=created.id)),
+        for call in (
+            stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="y")), metadata=bearer(READER_TOKEN)),
+            stub.DeleteTodo(pb.DeleteTodoRequest(id=created.id), metadata=bearer(READER_TOKEN)),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await call(request, metadata=bearer(READER_TOKEN))  # type: ignore[operator]
+                await call
             refused = decode(caught.value)
             assert (refused.code, refused.reason) == (grpc.StatusCode.PERMISSION_DENIED, "POLICY_DENIED")
             assert refused.metadata["principal"] == "reader"
@@ -143,7 +138,7 @@ async def test_a_bad_policy_at_reload_keeps_the_last_good_one_loudly(
     async with grpc.aio.insecure_channel(with_policy.address) as channel:
         stub = pb_grpc.TodoServiceStub(channel)
         loaded_at = samples(with_policy.registry)[("todo_authz_policy_loaded_timestamp_seconds", ())]
-        policy_file.write_text('{"name": "broken", "allow_rules": [')  # a broken ConfigMap update
+        await asyncio.to_thread(policy_file.write_text, '{"name": "broken", "allow_rules": [')  # a broken update
         await asyncio.sleep(0.1)
         with caplog.at_level(logging.ERROR, "service.authz"):
             created = await stub.CreateTodo(
@@ -158,8 +153,10 @@ async def test_a_bad_policy_at_reload_keeps_the_last_good_one_loudly(
         assert found[("todo_authz_policy_loaded_timestamp_seconds", ())] == loaded_at
 
         fixed = dict(READ_ONLY_POLICY, name="reader-may-delete", deny_rules=[])
-        fixed["allow_rules"] = [*READ_ONLY_POLICY["allow_rules"], {"name": "reader-deletes", "source": {"principals": ["reader"]}, "request": {"paths": [SERVICE + "DeleteTodo"]}}]  # type: ignore[list-item]  # fmt: skip
-        policy_file.write_text(json.dumps(fixed))
+        deletes = {"name": "reader-deletes", "source": {"principals": ["reader"]}}
+        deletes["request"] = {"paths": [SERVICE + "DeleteTodo"]}
+        fixed["allow_rules"] = [*READ_ONLY_POLICY["allow_rules"], deletes]
+        await asyncio.to_thread(policy_file.write_text, json.dumps(fixed))
         await asyncio.sleep(0.1)
         await stub.DeleteTodo(pb.DeleteTodoRequest(id=created.todo.id), metadata=bearer(READER_TOKEN))
         assert samples(with_policy.registry)[("todo_authz_policy_loaded_timestamp_seconds", ())] > loaded_at
@@ -172,7 +169,8 @@ def test_a_bad_policy_at_start_is_a_configuration_error(tmp_path: Path) -> None:
     for text, problem in (
         ('{"name": "p"}', 'needs "allow_rules"'),
         (
-            '{"name": "p", "allow_rules": [{"name": "r", "request": {"headers": [{"key": "grpc-x", "values": ["1"]}]}}]}',
+            '{"name": "p", "allow_rules": [{"name": "r", '
+            '"request": {"headers": [{"key": "grpc-x", "values": ["1"]}]}}]}',
             "cannot be matched",
         ),
         ('{"name": "p", "allow_rules": [{"name": "r", "sauce": {}}]}', "unknown field(s) sauce"),
@@ -252,8 +250,8 @@ async def test_a_principal_over_its_share_is_refused_and_others_keep_theirs(
             assert refused.metadata == {"principal": "writer.todo.svc", "quota": "max_concurrent_rpcs", "limit": "2"}
             details = caught.value.trailing_metadata()
             assert details is not None
-            from grpc_status import rpc_status  # noqa: PLC0415
             from google.rpc import error_details_pb2  # noqa: PLC0415
+            from grpc_status import rpc_status  # noqa: PLC0415
 
             status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
             assert status is not None

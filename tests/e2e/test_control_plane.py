@@ -103,7 +103,7 @@ async def test_one_client_cannot_hold_every_watch_stream_and_others_still_health
             watch.cancel()
     finally:
         for channel in greedy:
-            await channel.close()
+            await channel.close(None)
 
 
 async def test_unknown_names_are_not_kept_and_check_says_why(server: RunningServer) -> None:
@@ -179,7 +179,7 @@ async def test_watches_for_huge_names_do_not_grow_the_server() -> None:
                 watch.cancel()
         finally:
             for channel in channels:
-                await channel.close()
+                await channel.close(None)
         print(f"{streams} Watch streams for 4 MiB names: {outcomes}; server RSS {before:.0f} -> {during:.0f} MiB")
         assert outcomes == ["REQUEST_TOO_LARGE"] * streams
         assert open_now == 0
@@ -189,7 +189,7 @@ async def test_watches_for_huge_names_do_not_grow_the_server() -> None:
 
 
 def reflection_request(**fields: object) -> reflection_pb2.ServerReflectionRequest:
-    return reflection_pb2.ServerReflectionRequest(**fields)  # type: ignore[arg-type]
+    return reflection_pb2.ServerReflectionRequest(**fields)
 
 
 async def ask(channel: grpc.aio.Channel, *requests: reflection_pb2.ServerReflectionRequest) -> list[object]:
@@ -293,7 +293,7 @@ async def test_an_unknown_method_is_unimplemented_with_its_reason(server: Runnin
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         for path in ("/todo.v1.TodoService/Nope", "/no.such.Service/Call"):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await channel.unary_unary(path)(b"", timeout=5)
+                await channel.unary_unary(path, None, None)(b"", timeout=5)
             refused = decode(caught.value)
             assert (refused.code, refused.reason, refused.metadata["method"]) == (
                 grpc.StatusCode.UNIMPLEMENTED,

@@ -35,6 +35,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
 from google.protobuf.message import DecodeError
+from grpc.aio import EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionRequest as Request
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionResponse as Response
@@ -248,7 +249,7 @@ class ReflectionServicer:
                 # context.read(), not `async for` over `requests`: an abandoned request generator keeps the
                 # call alive until a garbage collection (measured: refused streams then filled the connection).
                 raw = await context.read()
-                if raw is grpc.aio.EOF:
+                if raw is EOF:
                     break
                 asked += 1
                 request = self._parse(cast(bytes, raw), asked)
