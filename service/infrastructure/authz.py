@@ -1,9 +1,9 @@
 """Who is calling (principals) and what they may call (gRPC's authorization policy, deny before allow).
 
 Principals. Over mTLS a caller's identities are its client certificate's URI
-SANs (a SPIFFE id, say), then its DNS SANs, then its subject as an RFC 2253
-string; its principal name (what logs, traces, errors and metrics show) is
-the first of them. With bearer tokens, the tokens file may give a token a
+SANs (a SPIFFE id, say) when it has any, else its DNS SANs, else its subject
+as an RFC 2253 string (grpc-go's order, gRFC A41); its principal name (what
+logs, traces, errors and metrics show) is the first of them. With bearer tokens, the tokens file may give a token a
 principal name (`reporter <token>`); a line that holds only a token gets a
 name derived from its digest (`token:` and 12 hex digits). The token's name
 is then the principal's name and one more identity.
@@ -52,7 +52,9 @@ def certificate_principal(auth_context: Mapping[str, Iterable[bytes]]) -> Princi
     uris = _first(auth_context.get("peer_uri"))
     dns = _first(auth_context.get("peer_dns"))
     subject = _first(auth_context.get("x509_subject"))
-    identities = (*uris, *dns, *subject[:1])
+    # grpc-go (internal/xds/rbac, gRFC A41): the first non-empty source, in order: the URI SANs, else the
+    # DNS SANs, else the subject. A DNS SAN of a certificate that has a URI SAN is never matched.
+    identities = tuple(uris or dns or subject[:1])
     if not identities:
         return Principal("", ("",), authenticated=True)  # TLS without a client certificate (grpc-go: "")
     return Principal(identities[0], identities, authenticated=True)

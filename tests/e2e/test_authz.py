@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -30,7 +31,8 @@ from service.infrastructure.config.credentials import TlsSettings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.support.certificates import CertificateAuthority
 from tests.support.docs import block_after, page
-from tests.support.fakes import GatedReads, SlowReads
+from tests.support.fakes import GatedReads
+from tests.support.process import ServiceProcess
 from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
@@ -314,7 +316,9 @@ async def goodput(address: str, token: str, workers: int, seconds: float, entry:
                     served += 1
                 except grpc.aio.AioRpcError:
                     refused += 1
-                    await asyncio.sleep(0.05)  # a flood, not a busy loop: the quota shares slots, not CPU
+                    # A greedy caller that waits what RetryInfo says (0.1 s), not a busy loop: the quota shares the
+                    # application slots, not CPU, and client and server share this process's CPU here.
+                    await asyncio.sleep(0.1)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
     return served, refused
@@ -326,34 +330,36 @@ async def flood(address: str, token: str, seconds: float, entry: str) -> tuple[i
     return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("share", [8, 0], ids=["with-quota", "without-quota"])
-async def test_one_flooding_principal_leaves_another_its_goodput(tokens: str, share: int) -> None:
-    """16 application slots; the writer keeps 4 calls going alone, then beside a flood of 32 by `flood`.
+def test_one_flooding_principal_leaves_another_its_goodput(tokens: str, share: int) -> None:
+    """The real service (its own process), 16 application slots, reads of 50 ms: the writer keeps 4 calls
+    going alone, then beside a flood of 32 calls by another principal (each caller on its own event loop).
 
     With a share of 8 per principal the writer keeps at least 0.9 of its goodput
     alone; without quotas (printed for the record, not asserted) the flood takes the slots.
     """
-    settings = Settings.from_env(
-        {
-            "TODO_GRPC_ADDRESS": "127.0.0.1:0",
-            "TODO_AUTH_TOKENS_FILE": tokens,
-            "TODO_MAX_CONCURRENT_RPCS": "16",
-            "TODO_MAX_CONCURRENT_RPCS_PER_PRINCIPAL": str(share),
-        }
-    )
-    store = SlowReads(0.02)
-    served = await serve(settings, store)
-    try:
-        async with grpc.aio.insecure_channel(served.address) as channel:
-            entry = (await pb_grpc.TodoServiceStub(channel).CreateTodo(
-                pb.CreateTodoRequest(todo=pb.Todo(content="e")), metadata=bearer(WRITER_TOKEN)
-            )).todo.id  # fmt: skip
-        alone, _ = await goodput(served.address, WRITER_TOKEN, 4, 3.0, entry)
-        (beside, refused), (flooded, flood_refused) = await asyncio.gather(
-            goodput(served.address, WRITER_TOKEN, 4, 3.0, entry), flood(served.address, FLOOD_TOKEN, 3.0, entry)
-        )
-    finally:
-        await served.running.stop(0)
+    env = {
+        "TODO_AUTH_TOKENS_FILE": tokens,
+        "TODO_MAX_CONCURRENT_RPCS": "16",
+        "TODO_MAX_CONCURRENT_RPCS_PER_PRINCIPAL": str(share),
+        "TODO_TEST_READ_SECONDS": "0.05",
+        "TODO_ACCESS_LOG": "false",
+    }
+    with ServiceProcess(env, module="tests.support.slow_service") as service:
+        address = service.wait_serving()
+        with grpc.insecure_channel(address) as channel:
+            entry = (
+                pb_grpc.TodoServiceStub(channel)
+                .CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="e")), metadata=bearer(WRITER_TOKEN), timeout=10)
+                .todo.id
+            )
+        alone, _ = asyncio.run(goodput(address, WRITER_TOKEN, 4, 3.0, entry))
+        with ThreadPoolExecutor(2) as pool:
+            writer = pool.submit(asyncio.run, goodput(address, WRITER_TOKEN, 4, 3.0, entry))
+            flooding = pool.submit(asyncio.run, flood(address, FLOOD_TOKEN, 3.0, entry))
+            (beside, refused), (flooded, flood_refused) = writer.result(60), flooding.result(60)
+        assert service.terminate() == 0, service.output
     ratio = beside / alone
     print(
         f"share {share or 'none'}: writer alone {alone} calls in 3 s, beside the flood {beside} ({ratio:.2f}), "

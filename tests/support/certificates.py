@@ -106,7 +106,7 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         not_before, not_after = valid or (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name, organization))
             .issuer_name(self._name)
@@ -115,8 +115,9 @@ class CertificateAuthority:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(self._key, hashes.SHA256())
         )
+        if names:  # a certificate without SANs identifies by its subject alone
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
         return KeyPair(certificate=certificate.public_bytes(serialization.Encoding.PEM), key=_pem_key(key))

@@ -77,15 +77,3 @@ class FailingReads(InMemoryTodoRepository):
 
     async def get(self, entry_id: str) -> TodoEntry:
         raise self.error
-
-
-class SlowReads(InMemoryTodoRepository):
-    """Reads by id take `seconds` (a database round trip that costs no CPU here)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-
-    async def get(self, entry_id: str) -> TodoEntry:
-        await asyncio.sleep(self.seconds)
-        return await super().get(entry_id)

@@ -87,6 +87,10 @@ class CallGate:
     def authenticator(self) -> TokenAuthenticator | None:
         return self._authenticator
 
+    @property
+    def has_policy(self) -> bool:
+        return self._policy is not None
+
     def principal(self, metadata: Metadata, context: Context) -> Principal | grpc.Status:
         """Who is calling, or the UNAUTHENTICATED status of a call without a valid token."""
         token_name = ""

@@ -298,6 +298,10 @@ else:
 class UnknownMethodHandler(_GenericHandler):
     """Every path the server does not serve: UNIMPLEMENTED with the reason METHOD_NOT_FOUND.
 
+    With a gate (`guard`), the token check and the authorization policy come
+    first for every path, as grpc-go's authz decides before it looks for a
+    handler.
+
     Registered after every other handler, it is only consulted for a path
     nothing else serves, so it adds nothing to a served call. With tokens on,
     a path of `service` is told only after the token check: without that an
@@ -305,15 +309,23 @@ class UnknownMethodHandler(_GenericHandler):
     (a known one says UNAUTHENTICATED, an unknown one UNIMPLEMENTED).
     """
 
-    def __init__(self, service: str, authenticator: TokenAuthenticator | None) -> None:
+    def __init__(
+        self,
+        service: str,
+        authenticator: TokenAuthenticator | None,
+        guard: Callable[[Metadata, Context, str], grpc.Status | None] | None = None,
+    ) -> None:
         self._prefix = f"/{service}/"
         self._authenticator = authenticator
+        self._guard = guard
 
     async def _refuse(self, method: str, requests: object, context: Context) -> None:
         metadata: Metadata = tuple(context.invocation_metadata() or ())
         request_id_var.set(request_id_of(metadata))
         refusal = None
-        if method.startswith(self._prefix):
+        if self._guard is not None:  # the gate: token, then the policy, which covers every path (as grpc-go's)
+            refusal = self._guard(metadata, context, method)
+        elif method.startswith(self._prefix):
             refusal = _refusal(self._authenticator, None, metadata)
         await _abort(context, refusal or method_not_found_status(method[:128]))
 

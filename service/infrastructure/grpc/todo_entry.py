@@ -98,14 +98,16 @@ class TodoApi:
 
     def unknown_method_handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """The handler of every path nothing serves: METHOD_NOT_FOUND (with tokens on, for the service's
-        path, only after the token check)."""
-        authenticator = self.policy.authenticator
-        if authenticator is None and self.policy.gate is not None:
-            authenticator = self.policy.gate.authenticator
-        return UnknownMethodHandler(SERVICE_NAME, authenticator)
+        path, only after the token check; with a policy, after the token check and the policy, for every path)."""
+        gate = self.policy.gate
+        # With a policy every path is decided by it (as grpc-go's authz does); without one, only the service's
+        # path needs a token first, so a tool probing for reflection still hears UNIMPLEMENTED.
+        guard = self.reflection_guard() if gate is not None and gate.has_policy else None
+        authenticator = self.policy.authenticator or (gate.authenticator if gate is not None else None)
+        return UnknownMethodHandler(SERVICE_NAME, authenticator, guard)
 
     def reflection_guard(self) -> Guard | None:
-        """Reflection behind the API's authentication and policy (None: neither is on).
+        """Reflection (and unknown paths) behind the API's authentication and policy (None: neither is on).
 
         With tokens, a reflection stream needs a valid token (grpcurl: `-H 'authorization: Bearer ...'`);
         with a policy, its principal must be allowed the reflection method's path, as grpc-go's authz
