@@ -10,6 +10,7 @@ it are finished objects, and nothing else resolves from a container.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ def bootstrap(
     container.register(RpcObserver, instance=RpcObserver(telemetry.metrics, telemetry.tracer, labels))
     container.register(TodoEntryService, scope=punq.Scope.singleton)
     container.register(TodoServicer, scope=punq.Scope.singleton)
+    if getattr(repository, "work_outlives_cancellation", False):
+        policy = dataclasses.replace(policy, outlast=True)
     container.register(TodoApi, scope=punq.Scope.singleton, policy=policy)
     return App(
         settings=settings,

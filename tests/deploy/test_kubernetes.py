@@ -510,7 +510,8 @@ def test_the_mtls_overlay_ships_a_policy_with_a_reader_and_a_writer() -> None:
     k8s = Kubernetes.load("mtls")
     path = k8s.environment["TODO_AUTHZ_POLICY_FILE"]
     mount = next(m for m in k8s.container["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/"))
-    assert mount.get("readOnly") is True and "subPath" not in mount, "a subPath mount never sees an update"
+    assert mount.get("readOnly") is True
+    assert "subPath" not in mount, "a subPath mount never sees an update"
     config_map = k8s.named("ConfigMap", k8s.volumes[mount["name"]]["configMap"]["name"])
     policy = parse_policy(config_map["data"][path.rsplit("/", 1)[1]])
     reader = Principal("r", ("spiffe://example.org/ns/reporting/sa/reporter",), authenticated=True)

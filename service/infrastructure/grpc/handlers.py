@@ -67,6 +67,7 @@ class CallPolicy:
     admission: Admission | None = None
     max_rpc_seconds: float | None = None
     gate: CallGate | None = None  # principals, policy, quotas (None: none of them; `authenticator` alone checks tokens)
+    outlast: bool = False  # the store's work outlives a cancelled call (Motor): slots wait for it (`unary_handler`)
 
 
 class Parser(Protocol[ParsedT_co]):
@@ -166,6 +167,20 @@ def _bound_outbound_calls(context: Context, max_rpc_seconds: float | None) -> No
         set_deadline_in(max_rpc_seconds)
 
 
+def _release_when_done(
+    admission: Admission | None, gate: CallGate | None, principal: Principal | None, work: asyncio.Future[Any]
+) -> None:
+    """The slots of a cancelled RPC, released once its method's task has ended (its outcome is dropped)."""
+    if not work.cancelled():
+        error = work.exception()  # retrieved, so asyncio does not log it as never retrieved
+        if error is not None:
+            _forget(error)
+    if admission is not None:
+        admission.leave()
+    if gate is not None and principal is not None:
+        gate.leave(principal)
+
+
 def _gated_refusal(
     gate: CallGate, admission: Admission | None, metadata: Metadata, context: Context, path: str
 ) -> tuple[Principal, grpc.Status | None]:
@@ -190,8 +205,16 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
     admission: Admission | None = None,
     max_rpc_seconds: float | None = None,
     gate: CallGate | None = None,
+    outlast: bool = False,
 ) -> grpc.RpcMethodHandler[bytes, bytes]:
     """A unary-unary handler over raw bytes around a servicer method.
+
+    `outlast`: the store's calls run on after their caller is cancelled (Motor
+    runs each one in a thread that nothing stops), so the method runs as a
+    task of its own and a cancelled RPC keeps its admission and quota slots
+    until that task ends: a caller that sends and cancels cannot make the
+    server hold more database calls than TODO_MAX_CONCURRENT_RPCS. It costs a
+    task per RPC, so it is on with Motor only.
 
     `admission` caps the calls in progress (over it: RESOURCE_EXHAUSTED before
     any work); `max_rpc_seconds` bounds the outbound calls of an RPC that
@@ -203,7 +226,7 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
 
     # One coroutine per RPC: the token check, the admission cap and the error
     # table are branches here, not a coroutine level each.
-    async def handle(raw: bytes, context: Context) -> bytes:
+    async def handle(raw: bytes, context: Context) -> bytes:  # noqa: PLR0912, PLR0915 (one coroutine per RPC)
         start = time.perf_counter()
         metadata: Metadata = tuple(context.invocation_metadata() or ())  # read once per RPC
         request_id = request_id_of(metadata)
@@ -214,6 +237,7 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
         held: Admission | None = None  # the admission whose slot this RPC holds
         principal: Principal | None = None  # with a gate: who is calling
         quota: Principal | None = None  # with a gate: the principal whose quota slot this RPC holds
+        work: asyncio.Future[ResponseT] | None = None  # with `outlast`: the method, as a task of its own
         try:
             if gate is None:
                 failure = _refusal(authenticator, admission, metadata)
@@ -228,7 +252,11 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
                     failure = malformed_request_status()
                 else:
                     try:
-                        response = await method(request, context)
+                        if outlast:  # the store's work runs on after a cancellation: the slots wait for it
+                            work = asyncio.ensure_future(method(request, context))
+                            response = await asyncio.shield(work)
+                        else:
+                            response = await method(request, context)
                     except DomainError as error:
                         failure = status_for(error)
                         _forget(error)
@@ -246,6 +274,9 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
             return b""  # not sent: the call has its status already
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
+            if work is not None and not work.done():  # keep the slots until the store's call has ended
+                work.add_done_callback(functools.partial(_release_when_done, held, gate, quota))
+                held = quota = None
             raise
         finally:
             if held is not None:
@@ -285,6 +316,7 @@ def service_handlers(
             admission=policy.admission,
             max_rpc_seconds=policy.max_rpc_seconds,
             gate=policy.gate,
+            outlast=policy.outlast,
         )
     return handlers
 
