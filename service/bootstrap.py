@@ -109,7 +109,7 @@ def bootstrap(
     container.register(PageTokenCodec, instance=PageTokenCodec(page_token_key(settings)))
     labels = policy.gate.labels if policy.gate is not None else None
     container.register(RpcObserver, instance=RpcObserver(telemetry.metrics, telemetry.tracer, labels))
-    container.register(TodoEntryService, scope=punq.Scope.singleton)
+    container.register(TodoEntryService, scope=punq.Scope.singleton, max_page_bytes=page_budget(settings))
     container.register(TodoServicer, scope=punq.Scope.singleton)
     if getattr(repository, "work_outlives_cancellation", False):
         policy = dataclasses.replace(policy, outlast=True)
@@ -139,6 +139,7 @@ def call_policy(settings: Settings, telemetry: Telemetry) -> CallPolicy:
         else None,  # 0: no limit, so no admission step on the per-RPC path
         max_rpc_seconds=settings.server.max_rpc_seconds,
         gate=gate,
+        max_send_bytes=settings.server.max_send_message_bytes,
     )
 
 
@@ -178,6 +179,16 @@ def call_gate(settings: Settings, authenticator: TokenAuthenticator | None, tele
         labels=PrincipalLabels(named),
         counter=telemetry.metrics,
     )
+
+
+# What a ListTodos response holds besides its entries (the page token, framing), with room to spare.
+PAGE_RESERVE_BYTES = 16 * 1024
+
+
+def page_budget(settings: Settings) -> int:
+    """The bytes a page's entries may take: under the send limit by the reserve (a quarter of small limits)."""
+    limit = settings.server.max_send_message_bytes
+    return limit - min(PAGE_RESERVE_BYTES, limit // 4)
 
 
 def page_token_key(settings: Settings) -> bytes:

@@ -66,6 +66,10 @@ REACHED_BY = {  # reason -> (test file, test function)
         E2E + "test_control_plane.py",
         "test_a_reflection_stream_answers_a_bounded_number_of_questions",
     ),
+    "RESPONSE_TOO_LARGE": (
+        E2E + "test_large_pages.py",
+        "test_a_response_over_the_send_limit_is_refused_and_recorded_as_refused",
+    ),
     "METHOD_NOT_FOUND": (E2E + "test_control_plane.py", "test_an_unknown_method_is_unimplemented_with_its_reason"),
     "UNHANDLED_EXCEPTION": (
         E2E + "test_internal_errors.py",

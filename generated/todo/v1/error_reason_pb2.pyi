@@ -116,6 +116,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """grpc.health.v1.Health/Check named a service the server does not report
     on (the names are liveness, readiness, "" and todo.v1.TodoService).
     """
+    RESPONSE_TOO_LARGE: _ErrorReason.ValueType  # 19
+    """The response would be larger than the server may send
+    (TODO_MAX_SEND_MESSAGE_BYTES, ErrorInfo.metadata["limit"]). ListTodos cuts
+    a page short to stay under it, so this happens only when one entry alone
+    is larger than the limit allows: raise the limit.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons TodoService gives for a failed call.
@@ -229,6 +235,12 @@ todo.v1.TodoService's path needs a valid token before it is told this.
 HEALTH_SERVICE_UNKNOWN: ErrorReason.ValueType  # 18
 """grpc.health.v1.Health/Check named a service the server does not report
 on (the names are liveness, readiness, "" and todo.v1.TodoService).
+"""
+RESPONSE_TOO_LARGE: ErrorReason.ValueType  # 19
+"""The response would be larger than the server may send
+(TODO_MAX_SEND_MESSAGE_BYTES, ErrorInfo.metadata["limit"]). ListTodos cuts
+a page short to stay under it, so this happens only when one entry alone
+is larger than the limit allows: raise the limit.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

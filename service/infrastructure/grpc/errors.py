@@ -201,3 +201,12 @@ def malformed_request_status() -> grpc.Status:
     return rich_status(
         ErrorReason.MALFORMED_REQUEST, "the request is not a valid protobuf message of the expected type"
     )
+
+
+@functools.cache  # one per limit
+def response_too_large_status(limit: int) -> grpc.Status:
+    return rich_status(
+        ErrorReason.RESPONSE_TOO_LARGE,
+        f"the response would be larger than the server may send ({limit} bytes, TODO_MAX_SEND_MESSAGE_BYTES)",
+        metadata={"limit": str(limit)},
+    )

@@ -35,6 +35,7 @@ from service.infrastructure.grpc.errors import (
     ErrorReason,
     concurrency_limit_status,
     malformed_request_status,
+    response_too_large_status,
     rich_status,
     status_for,
     unhandled_exception_status,
@@ -68,6 +69,7 @@ class CallPolicy:
     max_rpc_seconds: float | None = None
     gate: CallGate | None = None  # principals, policy, quotas (None: none of them; `authenticator` alone checks tokens)
     outlast: bool = False  # the store's work outlives a cancelled call (Motor): slots wait for it (`unary_handler`)
+    max_send_bytes: int | None = None  # a larger response fails with RESPONSE_TOO_LARGE, recorded as such
 
 
 class Parser(Protocol[ParsedT_co]):
@@ -206,6 +208,7 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
     max_rpc_seconds: float | None = None,
     gate: CallGate | None = None,
     outlast: bool = False,
+    max_send_bytes: int | None = None,
 ) -> grpc.RpcMethodHandler[bytes, bytes]:
     """A unary-unary handler over raw bytes around a servicer method.
 
@@ -266,9 +269,12 @@ def unary_handler(  # noqa: PLR0915 (one coroutine per RPC, on purpose: see `han
                         _forget(error)
                     else:
                         body = response.SerializeToString()
-                        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
-                        code = grpc.StatusCode.OK
-                        return body
+                        if max_send_bytes is None or len(body) <= max_send_bytes:
+                            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+                            code = grpc.StatusCode.OK
+                            return body
+                        # gRPC would fail the send itself, after this call was recorded as OK: say so now.
+                        failure = response_too_large_status(max_send_bytes)
             code = failure.code
             await _abort(context, failure)
             return b""  # not sent: the call has its status already
@@ -317,6 +323,7 @@ def service_handlers(
             max_rpc_seconds=policy.max_rpc_seconds,
             gate=policy.gate,
             outlast=policy.outlast,
+            max_send_bytes=policy.max_send_bytes,
         )
     return handlers
 

@@ -121,6 +121,11 @@ const (
 	// grpc.health.v1.Health/Check named a service the server does not report
 	// on (the names are liveness, readiness, "" and todo.v1.TodoService).
 	ErrorReason_HEALTH_SERVICE_UNKNOWN ErrorReason = 18
+	// The response would be larger than the server may send
+	// (TODO_MAX_SEND_MESSAGE_BYTES, ErrorInfo.metadata["limit"]). ListTodos cuts
+	// a page short to stay under it, so this happens only when one entry alone
+	// is larger than the limit allows: raise the limit.
+	ErrorReason_RESPONSE_TOO_LARGE ErrorReason = 19
 )
 
 // Enum value maps for ErrorReason.
@@ -145,6 +150,7 @@ var (
 		16: "STREAM_REQUEST_LIMIT_REACHED",
 		17: "METHOD_NOT_FOUND",
 		18: "HEALTH_SERVICE_UNKNOWN",
+		19: "RESPONSE_TOO_LARGE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":     0,
@@ -166,6 +172,7 @@ var (
 		"STREAM_REQUEST_LIMIT_REACHED": 16,
 		"METHOD_NOT_FOUND":             17,
 		"HEALTH_SERVICE_UNKNOWN":       18,
+		"RESPONSE_TOO_LARGE":           19,
 	}
 )
 
@@ -235,7 +242,7 @@ var File_todo_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1atodo/v1/error_reason.proto\x12\atodo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\xdb\x04\n" +
+	"\x1atodo/v1/error_reason.proto\x12\atodo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\xf9\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x0fFIELD_VIOLATION\x10\x01\x1a\x04\xa8\xbb\x18\x03\x12\x1b\n" +
@@ -257,7 +264,8 @@ const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\x11REQUEST_TOO_LARGE\x10\x0f\x1a\x04\xa8\xbb\x18\b\x12&\n" +
 	"\x1cSTREAM_REQUEST_LIMIT_REACHED\x10\x10\x1a\x04\xa8\xbb\x18\b\x12\x1a\n" +
 	"\x10METHOD_NOT_FOUND\x10\x11\x1a\x04\xa8\xbb\x18\f\x12 \n" +
-	"\x16HEALTH_SERVICE_UNKNOWN\x10\x12\x1a\x04\xa8\xbb\x18\x05\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
+	"\x16HEALTH_SERVICE_UNKNOWN\x10\x12\x1a\x04\xa8\xbb\x18\x05\x12\x1c\n" +
+	"\x12RESPONSE_TOO_LARGE\x10\x13\x1a\x04\xa8\xbb\x18\b\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
 	"\ferror_domain\x12\x1c.google.protobuf.EnumOptions\x18\xb4\x87\x03 \x01(\tR\verrorDomain:V\n" +
 	"\vstatus_code\x12!.google.protobuf.EnumValueOptions\x18\xb5\x87\x03 \x01(\x0e2\x10.google.rpc.CodeR\n" +
 	"statusCodeb\x06proto3"
