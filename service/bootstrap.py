@@ -24,6 +24,7 @@ from service.domain.repository import TodoRepository
 from service.infrastructure.auth import TokenAuthenticator
 from service.infrastructure.authz import PolicyFile
 from service.infrastructure.config import Settings
+from service.infrastructure.config.credentials import page_token_keys
 from service.infrastructure.config.quotas import QuotaLimits
 from service.infrastructure.grpc.admission import Admission
 from service.infrastructure.grpc.gate import CallGate, PrincipalLabels
@@ -191,13 +192,13 @@ def page_budget(settings: Settings) -> int:
     return limit - min(PAGE_RESERVE_BYTES, limit // 4)
 
 
-def page_token_key(settings: Settings) -> bytes:
-    """The configured secret, else 32 random bytes for this process only.
+def page_token_key(settings: Settings) -> list[bytes]:
+    """The configured keys (the first signs, every one verifies), else 32 random bytes for this process only.
 
     A random key is safe with the in-memory store: its tokens cannot outlive
     the entries they page through, and Settings.from_env requires a
     configured secret with MongoDB and with several workers.
     """
     if settings.page_token_secret is not None:
-        return settings.page_token_secret.encode()
-    return secrets.token_bytes(32)
+        return [key.encode() for key in page_token_keys(settings.page_token_secret)]
+    return [secrets.token_bytes(32)]

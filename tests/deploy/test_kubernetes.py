@@ -332,6 +332,11 @@ def test_the_network_policy_lets_out_dns_and_mongodb_only(k8s: Kubernetes) -> No
     assert ports == {(DNS_PORT, "UDP"), (DNS_PORT, "TCP"), (MONGODB_PORT, "TCP")}
     (dns,) = rules_for(k8s, egress, DNS_PORT)
     assert [peer["podSelector"]["matchLabels"] for peer in dns["to"]] == [{"k8s-app": "kube-dns"}]
+    # MongoDB only in namespaces an administrator labelled: a pod labelled mongodb elsewhere gets nothing.
+    (mongodb,) = rules_for(k8s, egress, MONGODB_PORT)
+    for peer in mongodb["to"]:
+        assert peer["namespaceSelector"]["matchLabels"] == {"todo.example/mongodb": "allowed"}
+        assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "mongodb"}
 
 
 def write_secret_files(k8s: Kubernetes, directory: Path) -> tuple[dict[str, str], dict[str, bytes]]:

@@ -74,11 +74,18 @@ def page_token_secret(env: EnvReader, row: Setting, persistent: bool, store: str
                 "the same random value on every replica, e.g. `openssl rand -base64 32`"
             )
         return None
-    problem = secret_problem(secret)
-    if problem is not None:
-        env.fail(f"{row.variable} {problem}; use a random value, e.g. `openssl rand -base64 32`")
-        return None
+    for number, key in enumerate(page_token_keys(secret), start=1):
+        problem = secret_problem(key)
+        if problem is not None:
+            which = "" if "," not in secret and "\n" not in secret else f" (key {number})"
+            env.fail(f"{row.variable}{which} {problem}; use a random value, e.g. `openssl rand -base64 32`")
+            return None
     return secret
+
+
+def page_token_keys(secret: str) -> list[str]:
+    """The keys of a page-token secret: one, or several separated by commas or lines (the first signs)."""
+    return [key.strip() for key in re.split(r"[,\n]", secret) if key.strip()]
 
 
 def secret_problem(secret: str) -> str | None:

@@ -291,8 +291,9 @@ class Settings:
         True,
         BOOLEAN,
         "one access line per RPC (logger `service.access`: method, code, duration, peer, request id), buffered "
-        "and written by a background thread at least every 100 ms and at shutdown (a SIGTERM loses none); "
-        "`false` for those who rely on the metrics",
+        "and written by a background thread at least every 100 ms and at shutdown (a SIGTERM loses none); past "
+        "10,000 lines waiting for a stalled stream new ones are dropped and counted "
+        "(`todo_access_log_dropped_total`), never waited for; `false` for those who rely on the metrics",
     )
     metrics_address: str = setting(
         "TODO_METRICS_ADDRESS", "", ADDRESS, "where the Prometheus endpoint (`/metrics`) listens; empty: off"
@@ -379,13 +380,14 @@ class Settings:
         "TODO_PAGE_TOKEN_SECRET",
         None,  # a random secret made at start-up (from_env allows it with the in-memory store only)
         None,  # `credentials.page_token_secret`: required with MongoDB, placeholders refused
-        "key that signs page tokens, the same on every replica (`openssl rand -base64 32`). The value earlier "
-        "releases built in, a placeholder (`changeme`, `secret`, `REPLACE-ME...`) or fewer than 16 bytes is a "
-        "configuration error",
+        "key that signs page tokens, the same on every replica (`openssl rand -base64 32`); several keys "
+        "separated by commas (or lines of the file) rotate it: the first signs, every one verifies (tokens "
+        "name their key). The value earlier releases built in, a placeholder (`changeme`, `secret`, "
+        "`REPLACE-ME...`) or fewer than 16 bytes is a configuration error",
         shown_default="in-memory store: a random key per process; MongoDB: **required**",
         secret=True,
         file_variable="TODO_PAGE_TOKEN_SECRET_FILE",
-        values="text, at least 16 bytes",
+        values="text, at least 16 bytes; or keys separated by commas",
     )
     tls: TlsSettings | None = nested(TlsSettings, optional=True)
     mongodb: MongoSettings | None = nested(MongoSettings, optional=True)

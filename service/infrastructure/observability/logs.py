@@ -209,7 +209,7 @@ class AccessLog:
 
 ACCESS_LOGGER = "service.access"
 FLUSH_SECONDS = 0.1  # an access line reaches the stream at most this long after its RPC
-MAX_BUFFERED_LINES = 10_000  # beyond this the RPC writes the buffer out itself (no line is dropped)
+MAX_BUFFERED_LINES = 10_000  # beyond this an access line is dropped and counted: the event loop never waits
 
 
 def set_access_log(enabled: bool) -> None:
@@ -222,8 +222,11 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
 
     Access lines (`enqueue`) go to a deque; a daemon thread writes what has
     gathered every FLUSH_SECONDS, in one write. The buffer is bounded: at
-    MAX_BUFFERED_LINES the caller writes it out itself, so a stalled stream
-    slows the RPCs down instead of losing lines or memory. Every other record
+    MAX_BUFFERED_LINES (the stream has stalled: stderr to a pipe nobody
+    reads) a new access line is dropped and counted (`dropped`, exported as
+    todo_access_log_dropped_total), and the next write says how many were
+    lost, so a stalled stream never blocks the event loop and every RPC with
+    it (before, the RPC that found the buffer full wrote it out itself). Every other record
     is written at once, after the access lines before it (the stream keeps
     their order). `flush()` and `close()` write out the buffer: logging's
     shutdown (at exit, and in a worker before it leaves) calls them, so a
@@ -237,6 +240,8 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
         self._closed = False
+        self.dropped = 0  # access lines dropped since start because the stream could not keep up
+        self._dropped_unsaid = 0  # ... and not yet reported on the stream
 
     def forget_parent(self) -> None:
         """In a forked child: the parent's thread is gone and its lines are the parent's to write."""
@@ -246,11 +251,13 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
 
     def enqueue(self, line: str) -> None:
         pending = self._pending
+        if len(pending) >= MAX_BUFFERED_LINES:
+            self.dropped += 1
+            self._dropped_unsaid += 1
+            return
         pending.append(line)
         if self._writer is None:
             self._start_writer()
-        elif len(pending) >= MAX_BUFFERED_LINES:
-            self.write_pending()
 
     def _start_writer(self) -> None:
         if self._closed:  # after shutdown: nobody would write the buffer later
@@ -272,6 +279,18 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
         self.acquire()
         try:
             lines = [pending.popleft() for _ in range(len(pending))]
+            if self._dropped_unsaid:
+                dropped, self._dropped_unsaid = self._dropped_unsaid, 0
+                note = logging.makeLogRecord(
+                    {
+                        "name": ACCESS_LOGGER,
+                        "levelno": logging.WARNING,
+                        "levelname": "WARNING",
+                        "msg": "%d access lines dropped: the log stream did not keep up",
+                        "args": (dropped,),
+                    }
+                )
+                lines.append(self.format(note) + "\n")
             self.stream.write("".join(lines))
             self.stream.flush()
         finally:
@@ -294,6 +313,12 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
 
 
 _json_handler: BufferedJsonHandler | None = None
+
+
+def dropped_access_lines() -> int:
+    """Access lines dropped so far because the log stream did not keep up (JSON format only)."""
+    handler = _json_handler
+    return 0 if handler is None else handler.dropped
 
 
 def _after_fork_in_child() -> None:

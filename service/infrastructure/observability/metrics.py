@@ -121,6 +121,20 @@ class _RpcCollector(Collector):
         yield in_flight
 
 
+class _DroppedLinesCollector(Collector):
+    """todo_access_log_dropped_total: access lines the log handler dropped (observability/logs.py)."""
+
+    def collect(self) -> Iterator[Metric]:
+        from service.infrastructure.observability.logs import dropped_access_lines  # noqa: PLC0415
+
+        family = CounterMetricFamily(
+            "todo_access_log_dropped",
+            "Access lines dropped because the log stream did not keep up (the event loop never waits for it).",
+        )
+        family.add_metric([], dropped_access_lines())
+        yield family
+
+
 class _PrometheusRpcStats:
     """The RPC metrics of one method as prometheus_client children (multiprocess mode)."""
 
@@ -246,6 +260,8 @@ class Metrics:
             "Reloads that found the authorization policy file unusable (the last good policy stays in effect).",
             registry=registry,
         )
+        if registry is not None:  # one process: read from the log handler when scraped
+            registry.register(_DroppedLinesCollector())
         self.reflection_requests = Counter(
             "todo_reflection_requests",
             "Server reflection requests answered (each question of a ServerReflectionInfo stream).",

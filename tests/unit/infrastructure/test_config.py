@@ -344,12 +344,19 @@ class TestPageTokenSecret:
 
     def test_memory_without_a_secret_gets_a_random_one_per_process(self) -> None:
         assert Settings.from_env({}).page_token_secret is None
-        first, second = page_token_key(Settings()), page_token_key(Settings())
+        (first,), (second,) = page_token_key(Settings()), page_token_key(Settings())
         assert len(first) == 32
         assert first != second
 
     def test_a_configured_secret_is_the_key(self) -> None:
-        assert page_token_key(Settings.from_env(WITH_SECRET)) == SECRET.encode()
+        assert page_token_key(Settings.from_env(WITH_SECRET)) == [SECRET.encode()]
+
+    def test_several_keys_rotate_the_secret_and_each_is_checked(self) -> None:
+        new = "n3w-k3y-0f-the-rotation-9c2e"
+        settings = Settings.from_env({"TODO_PAGE_TOKEN_SECRET": f"{new}, {SECRET}"})
+        assert page_token_key(settings) == [new.encode(), SECRET.encode()]
+        with pytest.raises(ConfigError, match=r"TODO_PAGE_TOKEN_SECRET \(key 2\) is shorter than 16 bytes"):
+            Settings.from_env({"TODO_PAGE_TOKEN_SECRET": f"{new},sh0rt-k3y"})
 
     def test_mongodb_without_a_secret_is_a_configuration_error(self) -> None:
         with pytest.raises(ConfigError, match=r"TODO_PAGE_TOKEN_SECRET \(or TODO_PAGE_TOKEN_SECRET_FILE\) is required"):
