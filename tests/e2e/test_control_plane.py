@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -232,7 +234,9 @@ async def test_a_large_reflection_request_is_refused_unparsed_and_never_echoed(s
         assert len(refused.details() or "") < 200
 
 
-async def test_a_reflection_stream_answers_a_bounded_number_of_questions(server: RunningServer) -> None:
+async def test_a_reflection_stream_answers_a_bounded_number_of_questions(
+    server: RunningServer, json_log: io.StringIO
+) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         questions = [reflection_request(list_services="")] * 300
         answers = await ask(channel, *questions)
@@ -264,6 +268,10 @@ async def test_a_reflection_stream_answers_a_bounded_number_of_questions(server:
         ),
     )
     assert samples[handled] >= 1
+    access = [json.loads(line) for line in json_log.getvalue().splitlines() if '"service.access"' in line]
+    assert {(line["method"], line["code"]) for line in access} >= {
+        ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "RESOURCE_EXHAUSTED")
+    }
 
 
 async def test_forty_refused_reflection_streams_leave_the_connection_usable_without_a_collection(

@@ -252,7 +252,10 @@ async def test_a_cancelled_call_keeps_its_slot_until_its_database_call_ends() ->
             refused = 0
             for _ in range(4):  # four waves of send-and-cancel
                 calls = [stub.GetTodo(pb.GetTodoRequest(id=entry.id), timeout=5) for _ in range(limit)]
-                await asyncio.sleep(0.05)
+                for _ in range(200):  # until both reads run in their threads
+                    if reads.running >= limit:
+                        break
+                    await asyncio.sleep(0.01)
                 for call in calls:
                     call.cancel()
                 reason = ""
