@@ -10,12 +10,11 @@ grpc-go's own engine.
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -274,16 +273,6 @@ async def test_a_principal_over_its_share_is_refused_and_others_keep_theirs(
     finally:
         reads.gate.set()
         await served.running.stop(0)
-
-
-@pytest.fixture
-def no_garbage_collection() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def test_forty_refused_calls_leave_the_connection_usable_without_a_collection(

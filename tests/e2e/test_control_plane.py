@@ -13,10 +13,9 @@ attacker would, on loopback:
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -61,17 +60,6 @@ async def server() -> AsyncIterator[RunningServer]:
     await running.set_serving(True)
     yield running
     await running.stop(0)
-
-
-@pytest.fixture
-def no_garbage_collection() -> Iterator[None]:
-    """What a busy server may see between two collections: nothing collected while the test runs."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def test_one_client_cannot_hold_every_watch_stream_and_others_still_health_check(

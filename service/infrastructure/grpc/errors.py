@@ -18,6 +18,7 @@ from typing import TypeAlias
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -57,6 +58,12 @@ ERROR_TABLE: dict[type[DomainError], Reason] = {
 }
 
 
+def _packed(detail: Message) -> AnyMessage:
+    packed = AnyMessage()
+    packed.Pack(detail)
+    return packed
+
+
 def rich_status(
     reason: Reason,
     message: str,
@@ -70,33 +77,22 @@ def rich_status(
     BadRequest for field violations, a QuotaFailure for quota violations (subject, description) and a
     RetryInfo with `retry_after_seconds`)."""
     code = status_code(reason)
-    info = AnyMessage()
-    info.Pack(
-        error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN, metadata=metadata or {})
-    )
-    details = [info]
+    details = [
+        _packed(
+            error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN, metadata=metadata or {})
+        )
+    ]
     if violations:
-        bad_request = AnyMessage()
-        bad_request.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-                    for field, description in violations
-                ]
-            )
-        )
-        details.append(bad_request)
+        field_violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=text) for field, text in violations
+        ]
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=field_violations)))
     if quota_violations:
-        quota_failure = AnyMessage()
-        quota_failure.Pack(
-            error_details_pb2.QuotaFailure(
-                violations=[
-                    error_details_pb2.QuotaFailure.Violation(subject=subject, description=description)
-                    for subject, description in quota_violations
-                ]
-            )
-        )
-        details.append(quota_failure)
+        quota = [
+            error_details_pb2.QuotaFailure.Violation(subject=subject, description=text)
+            for subject, text in quota_violations
+        ]
+        details.append(_packed(error_details_pb2.QuotaFailure(violations=quota)))
     if retry_after_seconds is not None:
         retry_info = AnyMessage()
         delay = Duration()
