@@ -18,6 +18,7 @@ from service.infrastructure.config.credentials import file_signature
 from service.infrastructure.config.reader import ConfigError, Described
 
 MAX_POLICY_BYTES = 1024 * 1024
+_MAX_REMEMBERED = 4096  # decisions a policy without header rules remembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +99,25 @@ class Policy:
         self.allow = allow
         self.principals = principals  # exact principal names the policy mentions (metric labels)
         self._headers = bool(any(rule.headers for rule in (*deny, *allow)))
+        # Without header rules a decision depends on the identities and the path only: remembered (bounded).
+        self._decided: dict[tuple[tuple[str, ...], bool, str], Decision] = {}
 
     def decide(self, principal: Principal, path: str, metadata: Iterable[tuple[str, str | bytes]]) -> Decision:
+        if not self._headers:
+            remembered = (principal.identities, principal.authenticated, path)
+            decision = self._decided.get(remembered)
+            if decision is None:
+                if len(self._decided) >= _MAX_REMEMBERED:
+                    self._decided.clear()
+                decision = self._decided[remembered] = self._decide(principal, path, {})
+            return decision
         headers: dict[str, str] = {}
-        if self._headers:  # grpc-go joins the values of a repeated header with ","
-            for key, value in metadata:
-                if isinstance(value, str):
-                    headers[key] = f"{headers[key]},{value}" if key in headers else value
+        for name, value in metadata:  # grpc-go joins the values of a repeated header with ","
+            if isinstance(value, str):
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
+        return self._decide(principal, path, headers)
+
+    def _decide(self, principal: Principal, path: str, headers: Mapping[str, str]) -> Decision:
         for rule in self.deny:
             if rule.matches(principal, path, headers):
                 return Decision(False, rule.name)
