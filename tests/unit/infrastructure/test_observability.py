@@ -24,6 +24,7 @@ from service.infrastructure.observability.logs import (
     ContextFilter,
     JsonFormatter,
     configure_logging,
+    principal_var,
     redact,
     request_id_var,
     set_access_log,
@@ -112,6 +113,20 @@ class TestJsonLines:
         assert "qwerty" not in line
         with pytest.raises(json.JSONDecodeError):
             json.loads(line)
+
+    def test_console_lines_escape_control_characters_and_carry_the_principal(self) -> None:
+        """A value from a caller cannot forge a second line or send a terminal escape sequence."""
+        stream = capture("console")
+        principal_var.set("spiffe://x/\x1b[31mred")
+        try:
+            logging.getLogger("service.test").warning("id %r and %s", "a", "b\nFAKE 2026 ERROR forged\x1b[2J")
+        finally:
+            principal_var.set(None)
+        text = stream.getvalue()
+        assert text.count("\n") == 1, text
+        assert "\x1b" not in text
+        assert "b\\nFAKE 2026 ERROR forged\\x1b[2J" in text
+        assert "(spiffe://x/\\x1b[31mred)" in text
 
     def test_filter_and_formatter_work_on_a_plain_record(self) -> None:
         record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
