@@ -12,6 +12,7 @@ access log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -335,11 +336,15 @@ else:
 
 
 class UnknownMethodHandler(_GenericHandler):
-    """Every path the server does not serve: UNIMPLEMENTED with the reason METHOD_NOT_FOUND.
+    """Unknown paths of `service`: UNIMPLEMENTED with the reason METHOD_NOT_FOUND.
 
-    With a gate (`guard`), the token check and the authorization policy come
-    first for every path, as grpc-go's authz decides before it looks for a
-    handler.
+    With a policy (`guard`: the token check, then the authorization policy)
+    every unknown path comes here, as grpc-go's authz decides before it looks
+    for a handler; without one, a path of another service is left to gRPC's
+    own UNIMPLEMENTED (no ErrorInfo), which tools probing for reflection
+    expect. The first request message is awaited (at most a second) before
+    the answer: a client still sending it when the call ended would see its
+    send fail with INTERNAL instead of the status.
 
     Registered after every other handler, it is only consulted for a path
     nothing else serves, so it adds nothing to a served call. With tokens on,
@@ -359,6 +364,8 @@ class UnknownMethodHandler(_GenericHandler):
         self._guard = guard
 
     async def _refuse(self, method: str, requests: object, context: Context) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(context.read(), FIRST_MESSAGE_SECONDS)
         metadata: Metadata = tuple(context.invocation_metadata() or ())
         request_id_var.set(request_id_of(metadata))
         refusal = None
@@ -370,8 +377,13 @@ class UnknownMethodHandler(_GenericHandler):
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         method: str = handler_call_details.method
-        # stream-stream: any shape of call; the request is never read.
+        if self._guard is None and not method.startswith(self._prefix):
+            return None  # gRPC's own UNIMPLEMENTED
+        # stream-stream: any shape of call; the request is read, never parsed.
         return grpc.stream_stream_rpc_method_handler(functools.partial(self._refuse, method))
+
+
+FIRST_MESSAGE_SECONDS = 1.0
 
 
 @functools.lru_cache(maxsize=256)
