@@ -7,8 +7,10 @@
 #          uv, no sources, no tests, no development tools; a numeric non-root user.
 #
 # The base image is the official slim Python, pinned by version (3.11.x on
-# Debian bookworm). Pin it by digest as well where the registry can be checked:
+# Debian bookworm). Pin it by digest as well where the registry can be checked
+# (docs/operations.md, "Container image"):
 #   docker buildx imagetools inspect python:3.11.15-slim-bookworm
+#   docker build --build-arg PYTHON_IMAGE=python:3.11.15-slim-bookworm@sha256:<digest> .
 # PYTHON_IMAGE exists for machines that reach no registry: `make image` there
 # passes a stand-in built from Debian's packages (scripts/image-base.sh; see
 # docs/operations.md, "Container image"). Both stages must use the same base: the
@@ -18,13 +20,22 @@
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The system CA bundle for pip and uv (the build stage's own: the runtime stage starts again from the base).
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
+    UV_SYSTEM_CERTS=1 \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# The same uv as the Makefile's UV_VERSION.
-RUN pip install --no-cache-dir uv==0.13.8
+# A build machine behind a TLS-inspecting proxy passes its CA bundle as the build secret `build-ca`
+# (scripts/image-build.sh does): it replaces the build stage's bundle and reaches no layer of the
+# image. The same uv as the Makefile's UV_VERSION, checked against its hashes.
+COPY uv-build-requirements.txt /tmp/
+# hadolint ignore=DL3013
+RUN --mount=type=secret,id=build-ca,required=false \
+    if [ -s /run/secrets/build-ca ]; then cp /run/secrets/build-ca /etc/ssl/certs/ca-certificates.crt; fi \
+    && pip install --no-cache-dir --require-hashes -r /tmp/uv-build-requirements.txt
 WORKDIR /src
 # Dependencies first, from the lockfile only: this layer stays cached while
 # only the code changes.

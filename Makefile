@@ -31,6 +31,8 @@ FERRETDB := $(TOOLS)/bin/todo-ferretdb
 GHZ := $(TOOLS)/bin/ghz
 # A raw HTTP/2 client that ignores stream limits or resets its streams (tools/h2flood).
 H2FLOOD := $(TOOLS)/bin/h2flood
+# grpc-go's own authorization engine (authz.NewStatic) behind mTLS, for the policy conformance test (tools/authzcheck).
+AUTHZCHECK := $(TOOLS)/bin/authzcheck
 GRPCUI := $(TOOLS)/bin/grpcui
 KUSTOMIZE := $(TOOLS)/bin/kustomize
 # One directory per version, so a new pin never runs an old binary.
@@ -50,6 +52,7 @@ CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 FERRETDB_SOURCES := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 H2FLOOD_SOURCES := $(wildcard tools/h2flood/*.go) tools/h2flood/go.mod tools/h2flood/go.sum
+AUTHZCHECK_SOURCES := $(wildcard tools/authzcheck/*.go) tools/authzcheck/go.mod tools/authzcheck/go.sum
 # One directory per pair of plugin versions, so a new pin never runs an old binary.
 PROTOC_PLUGINS := $(TOOLS)/protoc-plugins-go$(PROTOC_GEN_GO_VERSION)-grpc$(PROTOC_GEN_GO_GRPC_VERSION)
 # The Go example caller (clients/go/cmd/todo-example), run by tests/client/test_go_client.py.
@@ -118,6 +121,11 @@ $(H2FLOOD): $(H2FLOOD_SOURCES) | go-available
 	@echo "make: building h2flood into .tools/bin (first run only)"
 	cd tools/h2flood && go build -o $(H2FLOOD) .
 
+# grpc-go's authz engine as a server, for tests/e2e/test_authz_conformance.py (tools/authzcheck; grpc-go pinned in its go.mod).
+$(AUTHZCHECK): $(AUTHZCHECK_SOURCES) | go-available
+	@echo "make: building authzcheck into .tools/bin (first run only)"
+	cd tools/authzcheck && go build -o $(AUTHZCHECK) .
+
 # protoc plugins for clients/go (scripts/generate-clients.sh).
 $(PROTOC_PLUGINS)/protoc-gen-go: | go-available
 	@echo "make: building protoc-gen-go $(PROTOC_GEN_GO_VERSION) into $(PROTOC_PLUGINS) (first run only)"
@@ -152,7 +160,7 @@ $(TOXIPROXY): | go-available
 	GOBIN=$(dir $(TOXIPROXY)) go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
 	mv $(dir $(TOXIPROXY))server $(TOXIPROXY)
 
-tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(GRPCUI) $(KUSTOMIZE) $(TOXIPROXY) go-plugins $(GO_EXAMPLE) monitoring-tools ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, grpcui, kustomize, toxiproxy, protoc Go plugins, the Go example) into .tools, and the monitoring tools
+tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(AUTHZCHECK) $(GRPCUI) $(KUSTOMIZE) $(TOXIPROXY) go-plugins $(GO_EXAMPLE) monitoring-tools ## Install the pinned Go tools (grpcurl, FerretDB test server, grpc-health-probe, ghz, h2flood, authzcheck, grpcui, kustomize, toxiproxy, protoc Go plugins, the Go example) into .tools, and the monitoring tools
 
 # Debian's Prometheus, Alertmanager and blackbox exporter (promtool, the
 # real-Prometheus test, the prober): installed with apt-get when missing and
@@ -291,7 +299,7 @@ clients-generated-check: install go-plugins ## Fail when clients/go/todo or clie
 
 # Environment for the tests that run installed tools.
 TEST_TOOLS := TODO_GRPCURL=$(GRPCURL) TODO_TEST_FERRETDB=$(FERRETDB) TODO_GRPC_HEALTH_PROBE=$(GRPC_HEALTH_PROBE) \
-	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE) \
+	TODO_GHZ=$(GHZ) TODO_H2FLOOD=$(H2FLOOD) TODO_AUTHZCHECK=$(AUTHZCHECK) TODO_GRPCUI=$(GRPCUI) TODO_UV=$(UV) TODO_GO_EXAMPLE=$(GO_EXAMPLE) TODO_KUSTOMIZE=$(KUSTOMIZE) \
 	TODO_TOXIPROXY=$(TOXIPROXY) TODO_PROMETHEUS=$(PROMETHEUS) TODO_PROMTOOL=$(PROMTOOL) TODO_ALERTMANAGER=$(ALERTMANAGER) \
 	TODO_BLACKBOX_EXPORTER=$(BLACKBOX_EXPORTER)
 

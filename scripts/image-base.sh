@@ -9,14 +9,15 @@
 #   debootstrap --variant=minbase + python3.11, python3-venv, python3-pip,
 #   ca-certificates; `python`, `python3` and `pip` on PATH as the official
 #   image has them; no EXTERNALLY-MANAGED marker (the official image has none);
-#   the machine's CA bundle as the system bundle, so that PyPI answers during
-#   the build through this machine's TLS proxy (and /etc/uv/uv.toml tells uv
-#   to use it).
+#   Debian's own CA bundle, as the official image has it. (This machine's
+#   bundle, with its TLS proxy's root, reaches the build stage only, as a build
+#   secret: scripts/image-build.sh. Before, it was copied into this base, so the
+#   runtime image trusted the proxy's CA.)
 # What differs from the official image: Debian's Python 3.11.2 in /usr/bin
 # instead of 3.11.15 built into /usr/local.
 #
 # The result is imported into podman as localhost/todo-python-base:<recipe>,
-# labelled with its recipe hash (this file and the CA bundle); the root
+# labelled with its recipe hash (this file); the root
 # filesystem is cached as .tools/image-base/<recipe>.tar, so it is built once
 # per recipe. Prints the image name on its last line of stdout.
 #
@@ -35,7 +36,6 @@ CACHE=${TODO_IMAGE_BASE_CACHE:-$ROOT/.tools/image-base}
 SUITE=bookworm
 FALLBACK_MIRROR=http://deb.debian.org/debian
 PACKAGES=python3.11,python3-venv,python3-pip,ca-certificates
-CA_BUNDLE=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 LABEL=org.todo.image-base.recipe
 
 log() { echo "image-base: $*" >&2; }
@@ -72,11 +72,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-if [[ ! -r $CA_BUNDLE ]]; then
-  log "no CA bundle at $CA_BUNDLE (set SSL_CERT_FILE)"
-  exit 2
-fi
-recipe=$(cat "$0" "$CA_BUNDLE" | sha256sum | cut -c1-16)
+recipe=$(sha256sum <"$0" | cut -c1-16)
 image=localhost/todo-python-base:$recipe
 
 if podman image exists "$image"; then
@@ -105,11 +101,6 @@ if [[ ! -s $tarball ]]; then
   ln -sf /usr/bin/pip3 "$rootfs/usr/local/bin/pip"
   # The official image's Python is not Debian-managed: pip installs system-wide.
   rm -f "$rootfs"/usr/lib/python3.11/EXTERNALLY-MANAGED
-  # This machine's CA bundle (it includes the TLS proxy's authority).
-  cp "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
-  # uv trusts its own built-in roots unless told to use the system's (system-wide uv config).
-  mkdir -p "$rootfs/etc/uv"
-  printf 'system-certs = true\n' >"$rootfs/etc/uv/uv.toml"
   # Slim, like the official image: no package lists, caches, docs or manuals.
   chroot "$rootfs" apt-get clean
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
@@ -117,7 +108,9 @@ if [[ ! -s $tarball ]]; then
     "$rootfs"/usr/share/locale/* \
     "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
   find "$rootfs" -name __pycache__ -type d -prune -exec rm -rf {} +
-  rm -f "$CACHE"/*.tar  # the previous recipe's
+  # Keep the two newest other recipes (worktrees of this repository share the cache), drop the rest.
+  find "$CACHE" -maxdepth 1 -name '*.tar' ! -name "$recipe.tar" -printf '%T@ %p\n' | sort -rn | tail -n +3 |
+    cut -d' ' -f2- | xargs -r rm -f
   tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.partial" .
   mv "$tarball.partial" "$tarball"
   log "cached $tarball ($(du -h "$tarball" | cut -f1))"

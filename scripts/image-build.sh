@@ -29,6 +29,11 @@ command -v podman >/dev/null || {
 
 pull=never
 [[ $PYTHON_IMAGE == localhost/* ]] || pull=missing
+# This machine's CA bundle (with the TLS proxy's root here) for the build stage only: a build secret,
+# never a layer, so the image trusts the CAs of its base and no other.
+CA_BUNDLE=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+secret=()
+[[ -r $CA_BUNDLE ]] && secret=(--secret "id=build-ca,src=$CA_BUNDLE")
 echo "image-build: $IMAGE on $PYTHON_IMAGE" >&2
 podman build \
   --isolation=chroot \
@@ -37,6 +42,7 @@ podman build \
   --format=docker \
   --layers \
   --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
+  "${secret[@]}" \
   --tag "$IMAGE" \
   --file "$ROOT/Dockerfile" \
   "$ROOT" >&2

@@ -10,6 +10,7 @@ it are finished objects, and nothing else resolves from a container.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
@@ -21,10 +22,15 @@ from service.application.ports import Clock, IdGenerator, RandomIdGenerator, Sys
 from service.application.todo_entry import TodoEntryService
 from service.domain.repository import TodoRepository
 from service.infrastructure.auth import TokenAuthenticator
+from service.infrastructure.authz import PolicyFile
 from service.infrastructure.config import Settings
+from service.infrastructure.config.credentials import page_token_keys
+from service.infrastructure.config.quotas import QuotaLimits
 from service.infrastructure.grpc.admission import Admission
+from service.infrastructure.grpc.gate import CallGate, PrincipalLabels
 from service.infrastructure.grpc.handlers import CallPolicy
 from service.infrastructure.grpc.observer import RpcObserver
+from service.infrastructure.grpc.quota import Quotas
 from service.infrastructure.grpc.todo_entry import TodoApi, TodoServicer
 from service.infrastructure.observability.telemetry import Telemetry
 from service.infrastructure.persistence.memory.store import InMemoryStore
@@ -102,9 +108,12 @@ def bootstrap(
     container.register(Clock, instance=clock or SystemClock())
     container.register(IdGenerator, instance=ids or RandomIdGenerator())
     container.register(PageTokenCodec, instance=PageTokenCodec(page_token_key(settings)))
-    container.register(RpcObserver, instance=RpcObserver(telemetry.metrics, telemetry.tracer))
-    container.register(TodoEntryService, scope=punq.Scope.singleton)
+    labels = policy.gate.labels if policy.gate is not None else None
+    container.register(RpcObserver, instance=RpcObserver(telemetry.metrics, telemetry.tracer, labels))
+    container.register(TodoEntryService, scope=punq.Scope.singleton, max_page_bytes=page_budget(settings))
     container.register(TodoServicer, scope=punq.Scope.singleton)
+    if getattr(repository, "work_outlives_cancellation", False):
+        policy = dataclasses.replace(policy, outlast=True)
     container.register(TodoApi, scope=punq.Scope.singleton, policy=policy)
     return App(
         settings=settings,
@@ -123,22 +132,73 @@ def call_policy(settings: Settings, telemetry: Telemetry) -> CallPolicy:
         authenticator = TokenAuthenticator(settings.auth_tokens, settings.auth_tokens_reload_seconds)
         authenticator.report_to(telemetry.metrics)
     limit = settings.server.max_concurrent_rpcs
+    gate = call_gate(settings, authenticator, telemetry)
     return CallPolicy(
-        authenticator=authenticator,
+        authenticator=authenticator if gate is None else None,  # with a gate, the gate checks the token
         admission=Admission(limit, counter=telemetry.metrics)
         if limit
         else None,  # 0: no limit, so no admission step on the per-RPC path
         max_rpc_seconds=settings.server.max_rpc_seconds,
+        gate=gate,
+        max_send_bytes=settings.server.max_send_message_bytes,
     )
 
 
-def page_token_key(settings: Settings) -> bytes:
-    """The configured secret, else 32 random bytes for this process only.
+def call_gate(settings: Settings, authenticator: TokenAuthenticator | None, telemetry: Telemetry) -> CallGate | None:
+    """Principals, the policy and quotas: None when callers cannot be told apart and no policy is set."""
+    certificates = settings.tls is not None and settings.tls.client_ca_file is not None
+    if authenticator is None and not certificates and settings.authz_policy is None:
+        return None  # the per-RPC path stays as it was: nothing to work out
+    policy = None
+    named: set[str] = set()
+    if authenticator is not None:
+        named.update(authenticator.principal_names)
+    if settings.authz_policy is not None:
+        source = settings.authz_policy
+        policy = PolicyFile(source.path, source.policy, source.signature, settings.authz_policy_reload_seconds)
+        policy.report_to(telemetry.metrics)
+        named.update(source.policy.principals)
+    knobs = settings.server
+    overrides = {
+        name: QuotaLimits(
+            int(fields.get("max_concurrent_rpcs", knobs.max_concurrent_rpcs_per_principal)),
+            fields.get("rate_per_second", knobs.rate_per_principal),
+            fields.get("burst", 0.0),
+        )
+        for name, fields in (settings.quota_file or {}).items()
+    }
+    named.update(overrides)
+    quotas = None
+    if knobs.max_concurrent_rpcs_per_principal or knobs.rate_per_principal or overrides:
+        default = QuotaLimits(knobs.max_concurrent_rpcs_per_principal, knobs.rate_per_principal)
+        quotas = Quotas(default, overrides, counter=telemetry.metrics)
+    return CallGate(
+        authenticator=authenticator,
+        certificates=certificates,
+        policy=policy,
+        quotas=quotas,
+        labels=PrincipalLabels(named),
+        counter=telemetry.metrics,
+    )
+
+
+# What a ListTodos response holds besides its entries (the page token, framing), with room to spare.
+PAGE_RESERVE_BYTES = 16 * 1024
+
+
+def page_budget(settings: Settings) -> int:
+    """The bytes a page's entries may take: under the send limit by the reserve (a quarter of small limits)."""
+    limit = settings.server.max_send_message_bytes
+    return limit - min(PAGE_RESERVE_BYTES, limit // 4)
+
+
+def page_token_key(settings: Settings) -> list[bytes]:
+    """The configured keys (the first signs, every one verifies), else 32 random bytes for this process only.
 
     A random key is safe with the in-memory store: its tokens cannot outlive
     the entries they page through, and Settings.from_env requires a
     configured secret with MongoDB and with several workers.
     """
     if settings.page_token_secret is not None:
-        return settings.page_token_secret.encode()
-    return secrets.token_bytes(32)
+        return [key.encode() for key in page_token_keys(settings.page_token_secret)]
+    return [secrets.token_bytes(32)]

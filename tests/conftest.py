@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import os
@@ -83,3 +84,18 @@ def json_log() -> Iterator[io.StringIO]:
     with preserved_logging():
         configure_logging(logging.DEBUG, "json", stream)
         yield stream
+
+
+@pytest.fixture
+def no_garbage_collection() -> Iterator[None]:
+    """What a busy server may see between two collections: nothing collected while the test runs.
+
+    A refusal that left its call in a reference cycle would keep the HTTP/2 stream until the next
+    collection; with overload protection a connection then refuses every new stream (handlers.py).
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -75,6 +75,32 @@ class TodoPage:
     next_page_token: str
 
 
+# What an entry costs in a response at most, besides its text: field keys and lengths, two timestamps, the etag,
+# the flag, and its own key and length in the page (about 75 bytes; rounded up).
+ENTRY_OVERHEAD_BYTES = 128
+
+
+def entry_bytes(entry: TodoEntry) -> int:
+    """An upper bound of the entry's size in a ListTodos response."""
+    return (
+        ENTRY_OVERHEAD_BYTES
+        + len(entry.id.encode())
+        + len(entry.content.encode())
+        + sum(len(tag.encode()) + 2 for tag in entry.tags)
+    )
+
+
+def _cut_to_bytes(entries: list[TodoEntry], budget: int) -> bool:
+    """Cut `entries` where they pass `budget` bytes (one entry always stays); whether any was cut."""
+    used = 0
+    for index, entry in enumerate(entries):
+        used += entry_bytes(entry)
+        if used > budget and index > 0:
+            del entries[index:]
+            return True
+    return False
+
+
 class TodoEntryService:
     """The application service for todo entries."""
 
@@ -84,11 +110,15 @@ class TodoEntryService:
         page_tokens: PageTokenCodec,
         clock: Clock,
         ids: IdGenerator,
+        max_page_bytes: int | None = None,
     ) -> None:
+        """`max_page_bytes`: a page's entries stay under this many bytes on the wire (by `entry_bytes`, an upper
+        bound): a page is cut short, with a token for the rest, rather than fail over the send limit."""
         self._repository = repository
         self._page_tokens = page_tokens
         self._clock = clock
         self._ids = ids
+        self._max_page_bytes = max_page_bytes
 
     async def create(self, command: CreateTodo) -> TodoEntry:
         violations: list[FieldViolation] = []
@@ -143,9 +173,12 @@ class TodoEntryService:
         entries = await self._repository.list(
             ListQuery(limit=size + 1, search=command.search, tags=tags, done=command.done, after=after)
         )
-        if len(entries) <= size:
-            return TodoPage(entries, "")
+        more = len(entries) > size
         del entries[size:]
+        if self._max_page_bytes is not None and _cut_to_bytes(entries, self._max_page_bytes):
+            more = True
+        if not more:
+            return TodoPage(entries, "")
         last = entries[-1]
         token = self._page_tokens.encode(Cursor(last.created_at, last.id), fingerprint)
         return TodoPage(entries, token)

@@ -60,6 +60,7 @@ class TokenAuthenticator:
         self._path = tokens.path
         self._reload_seconds = reload_seconds
         self._digests = tokens.digests
+        self._names = tokens.principal_names()
         self._signature: tuple[int, int, int] | None = tokens.signature
         self._next_check = time.monotonic() + reload_seconds
         self._observer: TokenObserver | None = None
@@ -91,7 +92,7 @@ class TokenAuthenticator:
         except ConfigError as error:
             self._fail(signature, f"the tokens file {self._path!r} {error}")
             return
-        self._digests, self._signature = tokens.digests, tokens.signature
+        self._digests, self._names, self._signature = tokens.digests, tokens.principal_names(), tokens.signature
         _log.info("tokens file reloaded: %d tokens", len(tokens.digests))
         if self._observer is not None:
             self._observer.tokens_loaded(len(tokens.digests))
@@ -103,19 +104,31 @@ class TokenAuthenticator:
             if self._observer is not None:
                 self._observer.reload_failed()
                 self._observer.tokens_loaded(0)
-        self._digests, self._signature = (), signature
+        self._digests, self._names, self._signature = (), (), signature
+
+    @property
+    def principal_names(self) -> tuple[str, ...]:
+        """The principal names of the tokens accepted now."""
+        return self._names
 
     def check(self, metadata: Iterable[tuple[str, str | bytes]]) -> TokenCheck:
         """Whether the metadata carries a known bearer token, none, or another one."""
+        return self.identify(metadata)[0]
+
+    def identify(self, metadata: Iterable[tuple[str, str | bytes]]) -> tuple[TokenCheck, str]:
+        """`check`, and the principal name of the token when it is valid (else "")."""
         self._refresh()
         for key, value in metadata:
             if key == "authorization" and isinstance(value, str):
                 scheme, _, token = value.partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
-                    return TokenCheck.INVALID
+                    return TokenCheck.INVALID, ""
                 presented = hashlib.sha256(token.strip().encode()).digest()
-                matched = False
-                for digest in self._digests:  # no early exit: constant time in the number of tokens
-                    matched |= hmac.compare_digest(presented, digest)
-                return TokenCheck.VALID if matched else TokenCheck.INVALID
-        return TokenCheck.MISSING
+                found = -1
+                for index, digest in enumerate(self._digests):  # no early exit: constant time in the count
+                    if hmac.compare_digest(presented, digest):
+                        found = index
+                if found < 0:
+                    return TokenCheck.INVALID, ""
+                return TokenCheck.VALID, self._names[found]
+        return TokenCheck.MISSING, ""

@@ -226,3 +226,33 @@ class TestClosing:
             await other.close()  # closing twice is harmless
             with pytest.raises(ClientClosedError):
                 await other.update_todo(todo.id, done=True, etag=todo.etag)
+
+
+class TestTokenOverPlaintext:
+    """A bearer token in plaintext can be read and replayed by anyone on the path: loopback only, unless opted in."""
+
+    @pytest.mark.parametrize(
+        "target",
+        [
+            "todo.internal:50051",
+            "dns:///todo.internal:443",
+            "10.0.0.7:50051",
+            "ipv4:127.0.0.1:1,10.0.0.1:1",
+            "[2001:db8::1]:1",
+        ],
+    )
+    def test_a_token_in_plaintext_to_another_machine_is_refused(self, target: str) -> None:
+        with pytest.raises(ValueError, match="refusing to send a bearer token in plaintext"):
+            TodoClient.connect(target, token=TOKEN)
+
+    @pytest.mark.parametrize(
+        "target",
+        ["localhost:50051", "127.0.0.5:1", "[::1]:1", "dns:///localhost:1", "unix:/tmp/todo.sock", "ipv4:127.0.0.1:1"],
+    )
+    async def test_loopback_targets_may_carry_a_token_in_plaintext(self, target: str) -> None:
+        async with TodoClient.connect(target, token=TOKEN):
+            pass
+
+    async def test_a_caller_may_opt_in_when_the_network_encrypts(self) -> None:
+        async with TodoClient.connect("todo.internal:50051", token=TOKEN, token_over_plaintext=True):
+            pass

@@ -43,17 +43,23 @@ def test_every_stage_is_the_same_base_by_default_the_pinned_slim_python_3_11(sta
     assert f'requires-python = ">={match["major"]}.{match["minor"]},' in pyproject
 
 
-def test_uv_is_the_makefiles_pinned_version(stages: list[Stage]) -> None:
-    pins = {pin["version"] for stage in stages for run in stage.all("RUN") for pin in UV_PIN.finditer(run.args)}
+def test_uv_is_the_makefiles_pinned_version_checked_by_hash(stages: list[Stage]) -> None:
+    """The build stage installs uv from uv-build-requirements.txt with --require-hashes: the version and the
+    wheels are both pinned (before: `pip install uv==X`, any file PyPI served under that version)."""
+    runs = [run.args for stage in stages for run in stage.all("RUN") if "pip install" in run.args]
+    assert runs == ["--require-hashes -r /tmp/uv-build-requirements.txt" in run and run for run in runs]
+    requirements = (REPO / "uv-build-requirements.txt").read_text(encoding="utf-8")
+    pins = {pin["version"] for pin in UV_PIN.finditer(requirements)}
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     match = re.search(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
     assert match
     assert pins == {match[1]}
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirements)) >= 2  # x86_64 and aarch64 wheels
 
 
 def test_dependencies_come_from_the_lock_before_the_code(build: Stage) -> None:
     steps = [(instruction.keyword, instruction.args) for instruction in build.instructions]
-    copies = [args for keyword, args in steps if keyword == "COPY"]
+    copies = [args for keyword, args in steps if keyword == "COPY" and "uv-build-requirements" not in args]
     assert copies[0].split() == ["pyproject.toml", "uv.lock", "./"], "the lock comes first, alone"
     syncs = [
         (index, shlex.split(args))

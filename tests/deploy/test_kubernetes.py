@@ -119,6 +119,8 @@ def test_every_resource_and_api_version(k8s: Kubernetes) -> None:
     expected = {
         (kind, namespace if kind == "Namespace" else name): version for (kind, name), version in EXPECTED.items()
     }
+    if k8s.overlay == "mtls":  # its example authorization policy
+        expected[("ConfigMap", "todo-service-authz-policy")] = "v1"
     assert sorted(found) == sorted(expected)
     for key, document in found.items():
         assert document["apiVersion"] == expected[key], key
@@ -233,7 +235,7 @@ def test_every_environment_name_is_one_the_server_reads(k8s: Kubernetes) -> None
 
 def test_the_config_map_reaches_the_container_whole(k8s: Kubernetes) -> None:
     sources = k8s.container["envFrom"]
-    assert sources == [{"configMapRef": {"name": k8s.one("ConfigMap")["metadata"]["name"]}}]
+    assert sources == [{"configMapRef": {"name": "todo-service-config"}}]
     assert all(isinstance(value, str) for value in k8s.config_map.values()), "ConfigMap values must be strings"
 
 
@@ -330,6 +332,11 @@ def test_the_network_policy_lets_out_dns_and_mongodb_only(k8s: Kubernetes) -> No
     assert ports == {(DNS_PORT, "UDP"), (DNS_PORT, "TCP"), (MONGODB_PORT, "TCP")}
     (dns,) = rules_for(k8s, egress, DNS_PORT)
     assert [peer["podSelector"]["matchLabels"] for peer in dns["to"]] == [{"k8s-app": "kube-dns"}]
+    # MongoDB only in namespaces an administrator labelled: a pod labelled mongodb elsewhere gets nothing.
+    (mongodb,) = rules_for(k8s, egress, MONGODB_PORT)
+    for peer in mongodb["to"]:
+        assert peer["namespaceSelector"]["matchLabels"] == {"todo.example/mongodb": "allowed"}
+        assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "mongodb"}
 
 
 def write_secret_files(k8s: Kubernetes, directory: Path) -> tuple[dict[str, str], dict[str, bytes]]:
@@ -351,6 +358,10 @@ def write_secret_files(k8s: Kubernetes, directory: Path) -> tuple[dict[str, str]
         path.write_bytes(contents[key])
         path.chmod(0o400)
         environment[name] = str(path)
+    if "TODO_AUTHZ_POLICY_FILE" in environment:  # from a ConfigMap volume: its content as rendered
+        policy = directory / "policy.json"
+        policy.write_text(k8s.named("ConfigMap", "todo-service-authz-policy")["data"]["policy.json"])
+        environment["TODO_AUTHZ_POLICY_FILE"] = str(policy)
     return environment, contents
 
 
@@ -371,6 +382,7 @@ def test_the_configuration_is_accepted_by_the_server(k8s: Kubernetes, tmp_path: 
     assert (settings.tls is not None) is (k8s.overlay in {"tls", "mtls"})
     assert (settings.tls is not None and settings.tls.client_ca_file is not None) is (k8s.overlay == "mtls")
     assert settings.log_format in contract.LOG_FORMATS
+    assert (settings.authz_policy is not None) is (k8s.overlay == "mtls")
 
 
 def test_the_example_secrets_match_the_mounts_and_are_placeholders() -> None:
@@ -493,3 +505,25 @@ def test_the_hpa_scales_on_cpu_and_keeps_the_pdb_satisfiable(k8s: Kubernetes) ->
 
 def test_every_overlay_directory_is_rendered_here() -> None:
     assert sorted(path.name for path in OVERLAYS.iterdir() if path.is_dir()) == overlay_names()
+
+
+def test_the_mtls_overlay_ships_a_policy_with_a_reader_and_a_writer() -> None:
+    """The example policy parses as the service parses it, and lets the reader read and the writer write."""
+    from service.infrastructure.authz import Principal  # noqa: PLC0415
+    from service.infrastructure.config.authz_policy import parse_policy  # noqa: PLC0415
+
+    k8s = Kubernetes.load("mtls")
+    path = k8s.environment["TODO_AUTHZ_POLICY_FILE"]
+    mount = next(m for m in k8s.container["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/"))
+    assert mount.get("readOnly") is True
+    assert "subPath" not in mount, "a subPath mount never sees an update"
+    config_map = k8s.named("ConfigMap", k8s.volumes[mount["name"]]["configMap"]["name"])
+    policy = parse_policy(config_map["data"][path.rsplit("/", 1)[1]])
+    reader = Principal("r", ("spiffe://example.org/ns/reporting/sa/reporter",), authenticated=True)
+    writer = Principal("w", ("spiffe://example.org/ns/app/sa/todo-writer",), authenticated=True)
+    stranger = Principal("s", ("spiffe://example.org/ns/other/sa/x",), authenticated=True)
+    service = "/todo.v1.TodoService/"
+    assert policy.decide(reader, service + "ListTodos", ()).allowed
+    assert not policy.decide(reader, service + "DeleteTodo", ()).allowed
+    assert policy.decide(writer, service + "DeleteTodo", ()).allowed
+    assert not policy.decide(stranger, service + "GetTodo", ()).allowed

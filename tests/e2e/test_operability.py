@@ -20,7 +20,7 @@ from service.bootstrap import bootstrap
 from service.domain.repository import TodoRepository
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
-from tests.support.fakes import GatedReads
+from tests.support.fakes import GatedReads, ThreadedReads
 from tests.support.logs import json_lines, log_timestamp
 from tests.support.metrics import scrape, value
 from tests.support.mongo_server import MongoServer
@@ -232,3 +232,43 @@ def test_workers_share_the_port_and_stop_together(mongo_server: MongoServer) -> 
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def test_a_cancelled_call_keeps_its_slot_until_its_database_call_ends() -> None:
+    """Send-and-cancel cannot make the server run more database calls than TODO_MAX_CONCURRENT_RPCS.
+
+    The store runs each read in a thread for 0.5 s, as Motor does; a cancellation
+    does not stop it. Before, a cancelled call freed its slot at once and the
+    next calls started more reads beside the orphaned ones.
+    """
+    limit = 2
+    settings = Settings(grpc_address="127.0.0.1:0", server=ServerSettings(max_concurrent_rpcs=limit))
+    reads = ThreadedReads(0.5)
+    running = await start_server(bootstrap(settings, repository=reads).api, settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.TodoServiceStub(channel)
+            entry = (await stub.CreateTodo(pb.CreateTodoRequest(todo=pb.Todo(content="x")))).todo
+            refused = 0
+            for _ in range(4):  # four waves of send-and-cancel
+                calls = [stub.GetTodo(pb.GetTodoRequest(id=entry.id), timeout=5) for _ in range(limit)]
+                for _ in range(200):  # until both reads run in their threads
+                    if reads.running >= limit:
+                        break
+                    await asyncio.sleep(0.01)
+                for call in calls:
+                    call.cancel()
+                reason = ""
+                try:
+                    await stub.GetTodo(pb.GetTodoRequest(id=entry.id), timeout=5)
+                except grpc.aio.AioRpcError as error:
+                    reason = error_from_rpc(error).reason
+                assert reason in {"", "CONCURRENCY_LIMIT_REACHED"}
+                refused += reason == "CONCURRENCY_LIMIT_REACHED"
+            await asyncio.sleep(0.6)
+            assert (await stub.GetTodo(pb.GetTodoRequest(id=entry.id), timeout=5)).todo.id == entry.id
+    finally:
+        await running.stop(0)
+    print(f"send-and-cancel: at most {reads.most} database reads at once (limit {limit}); {refused} calls refused")
+    assert reads.most <= limit
+    assert refused >= 1

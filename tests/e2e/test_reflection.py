@@ -195,8 +195,10 @@ async def test_reflection_off_serves_neither_version() -> None:
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             for version in ("v1", "v1alpha"):
+                # A stream that asks nothing: a question still being sent when the server has answered
+                # UNIMPLEMENTED makes grpc.aio's client report its failed send as INTERNAL now and then.
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await ask(channel, version, [{"listServices": ""}])
+                    await ask(channel, version, [])
                 assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await running.stop(0)

@@ -28,7 +28,7 @@ from tests.support.rich_status import decode
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
-TOKEN = "tok-3f9a1c2b7d"  # noqa: S105 (a throwaway test token)
+TOKEN = "tok-3f9a1c2b7d-e41c0a"  # noqa: S105 (a throwaway test token)
 HASHED_TOKEN = "second-token-8e2d"  # noqa: S105
 
 
@@ -153,6 +153,35 @@ def test_reflection_is_off_by_default_with_tokens_and_can_be_turned_on(tokens_fi
     assert Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file}).reflection is False
     both = {"TODO_AUTH_TOKENS_FILE": tokens_file, "TODO_REFLECTION": "true"}
     assert Settings.from_env(both).reflection is True
+
+
+async def test_reflection_turned_on_with_tokens_needs_a_token(tokens_file: str) -> None:
+    """Before: reflection turned on with tokens answered anyone who could connect."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: PLC0415
+
+    settings = Settings.from_env({"TODO_AUTH_TOKENS_FILE": tokens_file, "TODO_REFLECTION": "true"})
+    running = await started(settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            question = reflection_pb2.ServerReflectionRequest(list_services="")
+            for metadata, reason in (
+                ((), "BEARER_TOKEN_MISSING"),
+                ((("authorization", "Bearer nope"),), "BEARER_TOKEN_INVALID"),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    async for _ in stub.ServerReflectionInfo(iter([question]), metadata=metadata):
+                        pass
+                assert decode(caught.value).reason == reason
+            answers = [
+                answer
+                async for answer in stub.ServerReflectionInfo(
+                    iter([question]), metadata=(("authorization", f"Bearer {TOKEN}"),)
+                )
+            ]
+            assert "todo.v1.TodoService" in {service.name for service in answers[0].list_services_response.service}
+    finally:
+        await running.stop(0)
 
 
 def run_grpcurl(*args: str) -> subprocess.CompletedProcess[str]:

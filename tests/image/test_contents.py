@@ -161,3 +161,24 @@ def test_the_image_fits_its_size_budget(config: dict[str, Any], rootfs: Path) ->
     print(f"\nimage size {size / 1e6:.0f} MB (budget {SIZE_BUDGET / 1e6:.0f}); venv {venv / 1e6:.0f} MB")
     assert size <= SIZE_BUDGET
     assert venv <= VENV_BUDGET
+
+
+def _certificates(pem: str) -> set[str]:
+    """The certificates of a PEM text, each as its base64 body without line breaks."""
+    return {
+        "".join(body.split())
+        for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)
+    }
+
+
+def test_the_image_trusts_debians_certificate_authorities_and_no_other(rootfs: Path) -> None:
+    """The runtime's CA bundle holds only what Debian's ca-certificates ships (the build machine's TLS proxy
+    root reaches the build stage as a build secret, never the image), and nothing tells a tool to trust more."""
+    bundle = _certificates((rootfs / "etc/ssl/certs/ca-certificates.crt").read_text(encoding="ascii"))
+    shipped: set[str] = set()
+    for path in (rootfs / "usr/share/ca-certificates").rglob("*.crt"):
+        shipped |= _certificates(path.read_text(encoding="ascii"))
+    assert len(bundle) > 100
+    assert bundle <= shipped, f"{len(bundle - shipped)} certificate(s) in the bundle that Debian does not ship"
+    assert not (rootfs / "etc/uv").exists()
+    assert not (rootfs / "tmp/uv-build-requirements.txt").exists()

@@ -11,7 +11,7 @@ from tests.support.image import podman
 REPO = Path(__file__).resolve().parents[2]
 LISTED = re.compile(r"^context: (?P<path>.+)$", re.MULTILINE)
 # What the Dockerfile's build stage COPYs; nothing else goes into the context.
-COPIED = {"pyproject.toml", "uv.lock", "README.md", "generated", "service"}
+COPIED = {"pyproject.toml", "uv.lock", "uv-build-requirements.txt", "README.md", "generated", "service"}
 
 
 def context_files(base_image: str) -> set[str]:

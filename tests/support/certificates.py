@@ -20,8 +20,11 @@ class KeyPair:
     key: bytes
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization is not None:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -78,8 +81,19 @@ class CertificateAuthority:
         names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
         return self._issue("todo test server", names, ExtendedKeyUsageOID.SERVER_AUTH, valid)
 
-    def issue_client(self, common_name: str) -> KeyPair:
-        return self._issue(common_name, [x509.DNSName(common_name)], ExtendedKeyUsageOID.CLIENT_AUTH)
+    def issue_client(
+        self,
+        common_name: str,
+        *,
+        uris: tuple[str, ...] = (),
+        dns_names: tuple[str, ...] | None = None,
+        organization: str | None = None,
+    ) -> KeyPair:
+        """A client certificate: subject CN (and O), URI SANs (a SPIFFE id, say), DNS SANs (default: the CN)."""
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in uris]
+        names += [x509.DNSName(name) for name in (common_name,) if dns_names is None]
+        names += [x509.DNSName(name) for name in dns_names or ()]
+        return self._issue(common_name, names, ExtendedKeyUsageOID.CLIENT_AUTH, organization=organization)
 
     def _issue(
         self,
@@ -87,21 +101,23 @@ class CertificateAuthority:
         names: list[x509.GeneralName],
         usage: x509.ObjectIdentifier,
         valid: tuple[datetime.datetime, datetime.datetime] | None = None,
+        organization: str | None = None,
     ) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         not_before, not_after = valid or (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name))
+            .subject_name(_name(common_name, organization))
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(self._key, hashes.SHA256())
         )
+        if names:  # a certificate without SANs identifies by its subject alone
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
         return KeyPair(certificate=certificate.public_bytes(serialization.Encoding.PEM), key=_pem_key(key))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from service.domain.todo_entry import TodoEntry
@@ -77,3 +79,31 @@ class FailingReads(InMemoryTodoRepository):
 
     async def get(self, entry_id: str) -> TodoEntry:
         raise self.error
+
+
+class ThreadedReads(InMemoryTodoRepository):
+    """Reads by id run `seconds` in a thread, as Motor runs a database call: a cancelled caller does not stop them.
+
+    `running` is how many run now, `most` the most that ran at once.
+    """
+
+    work_outlives_cancellation = True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def _read(self) -> None:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.running -= 1
+
+    async def get(self, entry_id: str) -> TodoEntry:
+        await asyncio.get_running_loop().run_in_executor(None, self._read)
+        return await super().get(entry_id)

@@ -114,7 +114,7 @@ class Kubernetes:
 
     @property
     def config_map(self) -> dict[str, str]:
-        return cast(dict[str, str], self.one("ConfigMap")["data"])
+        return cast(dict[str, str], self.named("ConfigMap", "todo-service-config")["data"])
 
     @property
     def env(self) -> dict[str, Manifest]:

@@ -1,5 +1,7 @@
 """`python -m tests.support.slow_service`: the real service whose GetTodo waits until the test lets it go.
 
+(Or, with TODO_TEST_READ_SECONDS, whose every GetTodo takes that long: a database that answers slowly.)
+
 The process runs the real entry point (`service.main.main`) on an App built
 with one fake (`bootstrap(settings, repository=GatedFileReads(...))`): a read
 announces itself on stderr ("slow read started: <id>"), then waits until the
@@ -44,5 +46,20 @@ def open_gate(gate: str) -> None:
         fifo.write("go\n")
 
 
+class SleepingReads(InMemoryTodoRepository):
+    """Reads by id take `seconds` (a database round trip that costs this process no CPU)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self._seconds = seconds
+
+    async def get(self, entry_id: str) -> TodoEntry:
+        await asyncio.sleep(self._seconds)
+        return await super().get(entry_id)
+
+
 if __name__ == "__main__":
-    sys.exit(main(functools.partial(bootstrap, repository=GatedFileReads(os.environ["TODO_TEST_READ_GATE"]))))
+    # TODO_TEST_READ_SECONDS: every read takes that long; else reads wait at the gate TODO_TEST_READ_GATE.
+    seconds = os.environ.get("TODO_TEST_READ_SECONDS")
+    reads = SleepingReads(float(seconds)) if seconds else GatedFileReads(os.environ["TODO_TEST_READ_GATE"])
+    sys.exit(main(functools.partial(bootstrap, repository=reads)))

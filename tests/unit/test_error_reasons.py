@@ -54,6 +54,23 @@ REACHED_BY = {  # reason -> (test file, test function)
         E2E + "test_operability.py",
         "test_excess_concurrent_rpcs_are_refused_at_once_with_unavailable_and_pushback",
     ),
+    "POLICY_DENIED": (E2E + "test_authz.py", "test_a_policy_over_tokens_lets_the_reader_read_only"),
+    "QUOTA_EXCEEDED": (E2E + "test_authz.py", "test_a_principal_over_its_share_is_refused_and_others_keep_theirs"),
+    "WATCH_LIMIT_REACHED": (
+        E2E + "test_control_plane.py",
+        "test_one_client_cannot_hold_every_watch_stream_and_others_still_health_check",
+    ),
+    "REQUEST_TOO_LARGE": (E2E + "test_control_plane.py", "test_unknown_names_are_not_kept_and_check_says_why"),
+    "HEALTH_SERVICE_UNKNOWN": (E2E + "test_control_plane.py", "test_unknown_names_are_not_kept_and_check_says_why"),
+    "STREAM_REQUEST_LIMIT_REACHED": (
+        E2E + "test_control_plane.py",
+        "test_a_reflection_stream_answers_a_bounded_number_of_questions",
+    ),
+    "RESPONSE_TOO_LARGE": (
+        E2E + "test_large_pages.py",
+        "test_a_response_over_the_send_limit_is_refused_and_recorded_as_refused",
+    ),
+    "METHOD_NOT_FOUND": (E2E + "test_control_plane.py", "test_an_unknown_method_is_unimplemented_with_its_reason"),
     "UNHANDLED_EXCEPTION": (
         E2E + "test_internal_errors.py",
         "test_unexpected_exception_is_generic_internal_and_the_server_keeps_serving",
@@ -118,3 +135,19 @@ def test_the_documented_error_table_is_the_contracts() -> None:
 def test_the_encoder_cannot_send_a_reason_outside_the_enum() -> None:
     with pytest.raises(ValueError, match="999"):
         rich_status(999, "made up")  # type: ignore[arg-type]
+
+
+def test_every_domain_error_class_is_in_the_error_table() -> None:
+    """A DomainError subclass missing from ERROR_TABLE would reach the caller as INTERNAL: every one is listed."""
+    import service.domain.errors as domain_errors  # noqa: PLC0415 (the module whose classes are walked)
+    from service.domain.errors import DomainError  # noqa: PLC0415
+    from service.infrastructure.grpc.errors import ERROR_TABLE  # noqa: PLC0415
+
+    classes = {
+        value
+        for value in vars(domain_errors).values()
+        if isinstance(value, type) and issubclass(value, DomainError) and value is not DomainError
+    }
+    assert classes
+    missing = {kind.__name__ for kind in classes if not any(issubclass(kind, listed) for listed in ERROR_TABLE)}
+    assert missing == set()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -82,6 +83,35 @@ def _translated(error: Exception, closed: bool) -> Exception | None:
     if closed and isinstance(error, grpc.aio.UsageError):
         return ClientClosedError("the TodoClient is closed")
     return None
+
+
+def is_loopback(target: str) -> bool:
+    """Whether a gRPC target names this machine only: localhost, 127.0.0.0/8, ::1 or a unix socket."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    rest = target
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:", "passthrough:///"):
+        if rest.startswith(scheme):
+            rest = rest.removeprefix(scheme)
+            break
+    hosts = []
+    for address in rest.split(","):  # ipv4:a:port,b:port
+        if address.startswith("["):
+            hosts.append(address[1 : address.find("]")])
+        elif address.count(":") > 1:
+            hosts.append(address)  # a bare IPv6 address
+        else:
+            hosts.append(address.rsplit(":", 1)[0] if ":" in address else address)
+    return bool(hosts) and all(_loopback_host(host) for host in hosts)
+
+
+def _loopback_host(host: str) -> bool:
+    if host.lower() in {"localhost", "ip6-localhost", "ip6-loopback"} or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class TodoClient:
@@ -169,6 +199,7 @@ class TodoClient:
         retry: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         options: Sequence[ChannelOption] = (),
         overload: OverloadPolicy | None = DEFAULT_OVERLOAD_POLICY,
+        token_over_plaintext: bool = False,
     ) -> Self:
         """A client on a new channel to `target` (e.g. "localhost:50051", "dns:///todo.internal:443").
 
@@ -180,8 +211,11 @@ class TodoClient:
         - `tls_server_name`: the name to check the server's certificate against
           when it differs from the target's host;
         - `token`: sent as `authorization: Bearer <token>` on every call (as
-          call credentials over TLS, as plain metadata over plaintext, which
-          only belongs on loopback or inside a mesh that encrypts for you);
+          call credentials over TLS, as plain metadata over plaintext). Over
+          plaintext only to a loopback target (localhost, 127.0.0.0/8, ::1, a
+          unix socket): anywhere else anyone on the path could read and replay
+          it, so it is a ValueError unless `token_over_plaintext=True` says the
+          network encrypts for you (a service mesh with mTLS);
         - `timeout`: the default deadline of every call in seconds (None: none);
         - `retry`: the retry policy (None: no retries);
         - `options`: extra gRPC channel options, winning over the client's own;
@@ -196,6 +230,11 @@ class TodoClient:
             raise ValueError("root_certificates, client_certificate/client_key and tls_server_name need tls=True")
         if token is not None and not _TOKEN.fullmatch(token):
             raise ValueError("token must be a non-empty RFC 6750 bearer token (letters, digits, -._~+/ and =)")
+        if token is not None and not tls and not token_over_plaintext and not is_loopback(target):
+            raise ValueError(
+                f"refusing to send a bearer token in plaintext to {target!r}, which is not loopback: use tls=True, "
+                "or token_over_plaintext=True when the network encrypts for you (a service mesh with mTLS)"
+            )
         extra = list(options)
         if tls_server_name:
             extra.insert(0, ("grpc.ssl_target_name_override", tls_server_name))

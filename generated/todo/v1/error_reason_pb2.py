@@ -26,7 +26,7 @@ from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor
 from google.rpc import code_pb2 as google_dot_rpc_dot_code__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atodo/v1/error_reason.proto\x12\x07todo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\x86\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x0f\x46IELD_VIOLATION\x10\x01\x1a\x04\xa8\xbb\x18\x03\x12\x1b\n\x11MALFORMED_REQUEST\x10\x02\x1a\x04\xa8\xbb\x18\x03\x12\x18\n\x0eTODO_NOT_FOUND\x10\x03\x1a\x04\xa8\xbb\x18\x05\x12\x1d\n\x13TODO_ALREADY_EXISTS\x10\x04\x1a\x04\xa8\xbb\x18\x06\x12!\n\x17\x43ONCURRENT_MODIFICATION\x10\x05\x1a\x04\xa8\xbb\x18\n\x12\x1b\n\x11STORE_UNAVAILABLE\x10\x06\x1a\x04\xa8\xbb\x18\x0e\x12\x17\n\rSTORE_TIMEOUT\x10\x07\x1a\x04\xa8\xbb\x18\x04\x12\x1e\n\x14\x42\x45\x41RER_TOKEN_MISSING\x10\x08\x1a\x04\xa8\xbb\x18\x10\x12\x1e\n\x14\x42\x45\x41RER_TOKEN_INVALID\x10\t\x1a\x04\xa8\xbb\x18\x10\x12\x1d\n\x13UNHANDLED_EXCEPTION\x10\n\x1a\x04\xa8\xbb\x18\r\x12#\n\x19\x43ONCURRENCY_LIMIT_REACHED\x10\x0b\x1a\x04\xa8\xbb\x18\x0e\x1a\x0b\xa2\xbb\x18\x07todo.v1:4\n\x0c\x65rror_domain\x12\x1c.google.protobuf.EnumOptions\x18\xb4\x87\x03 \x01(\t:J\n\x0bstatus_code\x12!.google.protobuf.EnumValueOptions\x18\xb5\x87\x03 \x01(\x0e\x32\x10.google.rpc.Codeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atodo/v1/error_reason.proto\x12\x07todo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\xf9\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x0f\x46IELD_VIOLATION\x10\x01\x1a\x04\xa8\xbb\x18\x03\x12\x1b\n\x11MALFORMED_REQUEST\x10\x02\x1a\x04\xa8\xbb\x18\x03\x12\x18\n\x0eTODO_NOT_FOUND\x10\x03\x1a\x04\xa8\xbb\x18\x05\x12\x1d\n\x13TODO_ALREADY_EXISTS\x10\x04\x1a\x04\xa8\xbb\x18\x06\x12!\n\x17\x43ONCURRENT_MODIFICATION\x10\x05\x1a\x04\xa8\xbb\x18\n\x12\x1b\n\x11STORE_UNAVAILABLE\x10\x06\x1a\x04\xa8\xbb\x18\x0e\x12\x17\n\rSTORE_TIMEOUT\x10\x07\x1a\x04\xa8\xbb\x18\x04\x12\x1e\n\x14\x42\x45\x41RER_TOKEN_MISSING\x10\x08\x1a\x04\xa8\xbb\x18\x10\x12\x1e\n\x14\x42\x45\x41RER_TOKEN_INVALID\x10\t\x1a\x04\xa8\xbb\x18\x10\x12\x1d\n\x13UNHANDLED_EXCEPTION\x10\n\x1a\x04\xa8\xbb\x18\r\x12#\n\x19\x43ONCURRENCY_LIMIT_REACHED\x10\x0b\x1a\x04\xa8\xbb\x18\x0e\x12\x17\n\rPOLICY_DENIED\x10\x0c\x1a\x04\xa8\xbb\x18\x07\x12\x18\n\x0eQUOTA_EXCEEDED\x10\r\x1a\x04\xa8\xbb\x18\x08\x12\x1d\n\x13WATCH_LIMIT_REACHED\x10\x0e\x1a\x04\xa8\xbb\x18\x08\x12\x1b\n\x11REQUEST_TOO_LARGE\x10\x0f\x1a\x04\xa8\xbb\x18\x08\x12&\n\x1cSTREAM_REQUEST_LIMIT_REACHED\x10\x10\x1a\x04\xa8\xbb\x18\x08\x12\x1a\n\x10METHOD_NOT_FOUND\x10\x11\x1a\x04\xa8\xbb\x18\x0c\x12 \n\x16HEALTH_SERVICE_UNKNOWN\x10\x12\x1a\x04\xa8\xbb\x18\x05\x12\x1c\n\x12RESPONSE_TOO_LARGE\x10\x13\x1a\x04\xa8\xbb\x18\x08\x1a\x0b\xa2\xbb\x18\x07todo.v1:4\n\x0c\x65rror_domain\x12\x1c.google.protobuf.EnumOptions\x18\xb4\x87\x03 \x01(\t:J\n\x0bstatus_code\x12!.google.protobuf.EnumValueOptions\x18\xb5\x87\x03 \x01(\x0e\x32\x10.google.rpc.Codeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,6 +57,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERRORREASON'].values_by_name["UNHANDLED_EXCEPTION"]._serialized_options = b'\250\273\030\r'
   _globals['_ERRORREASON'].values_by_name["CONCURRENCY_LIMIT_REACHED"]._loaded_options = None
   _globals['_ERRORREASON'].values_by_name["CONCURRENCY_LIMIT_REACHED"]._serialized_options = b'\250\273\030\016'
+  _globals['_ERRORREASON'].values_by_name["POLICY_DENIED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["POLICY_DENIED"]._serialized_options = b'\250\273\030\007'
+  _globals['_ERRORREASON'].values_by_name["QUOTA_EXCEEDED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["QUOTA_EXCEEDED"]._serialized_options = b'\250\273\030\010'
+  _globals['_ERRORREASON'].values_by_name["WATCH_LIMIT_REACHED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["WATCH_LIMIT_REACHED"]._serialized_options = b'\250\273\030\010'
+  _globals['_ERRORREASON'].values_by_name["REQUEST_TOO_LARGE"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["REQUEST_TOO_LARGE"]._serialized_options = b'\250\273\030\010'
+  _globals['_ERRORREASON'].values_by_name["STREAM_REQUEST_LIMIT_REACHED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["STREAM_REQUEST_LIMIT_REACHED"]._serialized_options = b'\250\273\030\010'
+  _globals['_ERRORREASON'].values_by_name["METHOD_NOT_FOUND"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["METHOD_NOT_FOUND"]._serialized_options = b'\250\273\030\014'
+  _globals['_ERRORREASON'].values_by_name["HEALTH_SERVICE_UNKNOWN"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["HEALTH_SERVICE_UNKNOWN"]._serialized_options = b'\250\273\030\005'
+  _globals['_ERRORREASON'].values_by_name["RESPONSE_TOO_LARGE"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["RESPONSE_TOO_LARGE"]._serialized_options = b'\250\273\030\010'
   _globals['_ERRORREASON']._serialized_start=97
-  _globals['_ERRORREASON']._serialized_end=487
+  _globals['_ERRORREASON']._serialized_end=730
 # @@protoc_insertion_point(module_scope)

@@ -77,6 +77,51 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     throttling counts it. (RESOURCE_EXHAUSTED is for limits of the caller's
     own, such as message sizes.)
     """
+    POLICY_DENIED: _ErrorReason.ValueType  # 12
+    """The authorization policy (TODO_AUTHZ_POLICY_FILE) does not let the
+    caller's principal call this method: a deny rule matched, or no allow
+    rule did. ErrorInfo.metadata["principal"] is the principal the server
+    saw and ["method"] the method's full path. Repeating the call changes
+    nothing until the policy does.
+    """
+    QUOTA_EXCEEDED: _ErrorReason.ValueType  # 13
+    """The caller's principal has as many calls in progress as its quota allows
+    (TODO_MAX_CONCURRENT_RPCS_PER_PRINCIPAL or its override), or has used its
+    rate. A limit of the caller's own, not overload: the server serves other
+    callers meanwhile. A google.rpc.QuotaFailure names the quota and the
+    principal; a google.rpc.RetryInfo says when a slot or a token is likely
+    free. Refused before any work, so repeating it later is safe for every
+    method.
+    """
+    WATCH_LIMIT_REACHED: _ErrorReason.ValueType  # 14
+    """A grpc.health.v1.Health/Watch stream was refused: the caller's address
+    holds TODO_MAX_HEALTH_WATCHES_PER_PEER streams already
+    (ErrorInfo.metadata["scope"] is "peer"), or the server holds
+    TODO_MAX_HEALTH_WATCHES ("server"). Check is never limited.
+    """
+    REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 15
+    """A health or reflection request is larger than such a request can
+    legitimately be (ErrorInfo.metadata["limit"] bytes); it was not parsed.
+    """
+    STREAM_REQUEST_LIMIT_REACHED: _ErrorReason.ValueType  # 16
+    """A reflection stream asked more questions than one stream may
+    (ErrorInfo.metadata["limit"]); open a new stream to ask more.
+    """
+    METHOD_NOT_FOUND: _ErrorReason.ValueType  # 17
+    """The server serves no method of that name (the path is in
+    ErrorInfo.metadata["method"], clipped). With tokens on, a method of
+    todo.v1.TodoService's path needs a valid token before it is told this.
+    """
+    HEALTH_SERVICE_UNKNOWN: _ErrorReason.ValueType  # 18
+    """grpc.health.v1.Health/Check named a service the server does not report
+    on (the names are liveness, readiness, "" and todo.v1.TodoService).
+    """
+    RESPONSE_TOO_LARGE: _ErrorReason.ValueType  # 19
+    """The response would be larger than the server may send
+    (TODO_MAX_SEND_MESSAGE_BYTES, ErrorInfo.metadata["limit"]). ListTodos cuts
+    a page short to stay under it, so this happens only when one entry alone
+    is larger than the limit allows: raise the limit.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons TodoService gives for a failed call.
@@ -151,6 +196,51 @@ UNAVAILABLE, as gRPC itself reports a stream the server refused: callers
 retry it with backoff where their retry policy allows, and gRPC's retry
 throttling counts it. (RESOURCE_EXHAUSTED is for limits of the caller's
 own, such as message sizes.)
+"""
+POLICY_DENIED: ErrorReason.ValueType  # 12
+"""The authorization policy (TODO_AUTHZ_POLICY_FILE) does not let the
+caller's principal call this method: a deny rule matched, or no allow
+rule did. ErrorInfo.metadata["principal"] is the principal the server
+saw and ["method"] the method's full path. Repeating the call changes
+nothing until the policy does.
+"""
+QUOTA_EXCEEDED: ErrorReason.ValueType  # 13
+"""The caller's principal has as many calls in progress as its quota allows
+(TODO_MAX_CONCURRENT_RPCS_PER_PRINCIPAL or its override), or has used its
+rate. A limit of the caller's own, not overload: the server serves other
+callers meanwhile. A google.rpc.QuotaFailure names the quota and the
+principal; a google.rpc.RetryInfo says when a slot or a token is likely
+free. Refused before any work, so repeating it later is safe for every
+method.
+"""
+WATCH_LIMIT_REACHED: ErrorReason.ValueType  # 14
+"""A grpc.health.v1.Health/Watch stream was refused: the caller's address
+holds TODO_MAX_HEALTH_WATCHES_PER_PEER streams already
+(ErrorInfo.metadata["scope"] is "peer"), or the server holds
+TODO_MAX_HEALTH_WATCHES ("server"). Check is never limited.
+"""
+REQUEST_TOO_LARGE: ErrorReason.ValueType  # 15
+"""A health or reflection request is larger than such a request can
+legitimately be (ErrorInfo.metadata["limit"] bytes); it was not parsed.
+"""
+STREAM_REQUEST_LIMIT_REACHED: ErrorReason.ValueType  # 16
+"""A reflection stream asked more questions than one stream may
+(ErrorInfo.metadata["limit"]); open a new stream to ask more.
+"""
+METHOD_NOT_FOUND: ErrorReason.ValueType  # 17
+"""The server serves no method of that name (the path is in
+ErrorInfo.metadata["method"], clipped). With tokens on, a method of
+todo.v1.TodoService's path needs a valid token before it is told this.
+"""
+HEALTH_SERVICE_UNKNOWN: ErrorReason.ValueType  # 18
+"""grpc.health.v1.Health/Check named a service the server does not report
+on (the names are liveness, readiness, "" and todo.v1.TodoService).
+"""
+RESPONSE_TOO_LARGE: ErrorReason.ValueType  # 19
+"""The response would be larger than the server may send
+(TODO_MAX_SEND_MESSAGE_BYTES, ErrorInfo.metadata["limit"]). ListTodos cuts
+a page short to stay under it, so this happens only when one entry alone
+is larger than the limit allows: raise the limit.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

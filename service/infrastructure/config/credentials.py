@@ -74,11 +74,18 @@ def page_token_secret(env: EnvReader, row: Setting, persistent: bool, store: str
                 "the same random value on every replica, e.g. `openssl rand -base64 32`"
             )
         return None
-    problem = secret_problem(secret)
-    if problem is not None:
-        env.fail(f"{row.variable} {problem}; use a random value, e.g. `openssl rand -base64 32`")
-        return None
+    for number, key in enumerate(page_token_keys(secret), start=1):
+        problem = secret_problem(key)
+        if problem is not None:
+            which = "" if "," not in secret and "\n" not in secret else f" (key {number})"
+            env.fail(f"{row.variable}{which} {problem}; use a random value, e.g. `openssl rand -base64 32`")
+            return None
     return secret
+
+
+def page_token_keys(secret: str) -> list[str]:
+    """The keys of a page-token secret: one, or several separated by commas or lines (the first signs)."""
+    return [key.strip() for key in re.split(r"[,\n]", secret) if key.strip()]
 
 
 def secret_problem(secret: str) -> str | None:
@@ -164,11 +171,27 @@ def tls_settings(env: EnvReader, warnings: list[str]) -> TlsSettings | None:
 
 @dataclass(frozen=True, slots=True)
 class TokensFile:
-    """A tokens file as read: its path, the SHA-256 digests of its tokens, and what identifies this version of it."""
+    """A tokens file as read: its path, the SHA-256 digests of its tokens with each token's principal name,
+    and what identifies this version of it."""
 
     path: str
     digests: tuple[bytes, ...] = field(repr=False)
     signature: tuple[int, int, int]
+    names: tuple[str, ...] = ()  # the principal of each digest, in the same order
+
+    def principal_names(self) -> tuple[str, ...]:
+        """The names, one per digest (a file read without names: each from its digest)."""
+        return self.names or tuple(token_principal(digest) for digest in self.digests)
+
+
+MAX_TOKENS_FILE_BYTES = 1024 * 1024
+MIN_TOKEN_BYTES = 16
+PRINCIPAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@=,+-]{0,127}")
+
+
+def token_principal(digest: bytes) -> str:
+    """The principal of a token that the file gives no name: derived from its digest, never the token."""
+    return f"token:{digest.hex()[:12]}"
 
 
 def file_signature(stat: os.stat_result) -> tuple[int, int, int]:
@@ -176,35 +199,70 @@ def file_signature(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
-def read_tokens(path: str) -> TokensFile:
-    """The tokens of the file at `path`, one a line, in clear or as `sha256:<64 hex digits>`.
+def _token_digest(token: str, number: int) -> bytes:
+    if token.startswith("sha256:"):
+        try:
+            digest = bytes.fromhex(token.removeprefix("sha256:"))
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise ConfigError(f"line {number}: a sha256: token needs 64 hex digits")
+        return digest
+    problem = token_problem(token)
+    if problem is not None:
+        raise ConfigError(f"line {number}: the token {problem}")
+    return hashlib.sha256(token.encode()).digest()
 
-    Blank lines and `#` comments are ignored. Only digests are kept. ConfigError
-    (saying what is wrong, never a token) when the file cannot be read or holds no usable token.
+
+def token_problem(token: str) -> str | None:
+    """Why `token` is too weak to accept (a placeholder, too short), or None."""
+    folded = re.sub(r"[^a-z0-9]", "", token.lower())
+    if folded in _PLACEHOLDER_SECRETS or any(word in folded for word in _PLACEHOLDER_WORDS) or token.startswith("<"):
+        return "is a placeholder"
+    if len(token.encode()) < MIN_TOKEN_BYTES:
+        return f"is shorter than {MIN_TOKEN_BYTES} bytes (use e.g. `openssl rand -base64 32`)"
+    if len(set(token)) <= 2:
+        return "is one or two characters repeated"
+    return None
+
+
+def read_tokens(path: str) -> TokensFile:
+    """The tokens of the file at `path`, one a line: `<token>` or `<principal> <token>`.
+
+    A token is in clear (at least 16 bytes, not a placeholder) or `sha256:<64
+    hex digits>`; a principal name is 1-128 characters of
+    `[A-Za-z0-9._:/@=,+-]` (a SPIFFE id fits). Blank lines and `#` comments are
+    ignored; the file is at most 1 MiB. Only digests are kept. ConfigError
+    (saying what is wrong, never a token) when the file cannot be read or
+    holds no usable token.
     """
     try:
         signature = file_signature(os.stat(path))
     except OSError as error:
         raise ConfigError(f"cannot be read: {error.strerror}") from None
+    if signature[1] > MAX_TOKENS_FILE_BYTES:
+        raise ConfigError(f"is larger than {MAX_TOKENS_FILE_BYTES} bytes")
     lines = _text(path).splitlines()
     digests: list[bytes] = []
+    names: list[str] = []
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("sha256:"):
-            try:
-                digest = bytes.fromhex(line.removeprefix("sha256:"))
-            except ValueError:
-                digest = b""
-            if len(digest) != 32:
-                raise ConfigError(f"line {number}: a sha256: line needs 64 hex digits")
-            digests.append(digest)
+        fields = line.split()
+        if len(fields) > 2:
+            raise ConfigError(f"line {number}: expected `<token>` or `<principal> <token>`")
+        digest = _token_digest(fields[-1], number)
+        if len(fields) == 2:
+            if not PRINCIPAL_NAME.fullmatch(fields[0]):
+                raise ConfigError(f"line {number}: a principal name is 1-128 characters of [A-Za-z0-9._:/@=,+-]")
+            names.append(fields[0])
         else:
-            digests.append(hashlib.sha256(line.encode()).digest())
+            names.append(token_principal(digest))
+        digests.append(digest)
     if not digests:
         raise ConfigError("holds no token")
-    return TokensFile(path=path, digests=tuple(digests), signature=signature)
+    return TokensFile(path=path, digests=tuple(digests), signature=signature, names=tuple(names))
 
 
-TOKENS_FILE = Described(read_tokens, "path of a file of bearer tokens, one a line")
+TOKENS_FILE = Described(read_tokens, "path of a file of bearer tokens, one a line (`<token>` or `<principal> <token>`)")

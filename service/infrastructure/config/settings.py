@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from service.infrastructure.config.authz_policy import AUTHZ_POLICY_FILE, PolicySource
 from service.infrastructure.config.credentials import (
     TOKENS_FILE,
     TlsSettings,
@@ -31,6 +32,7 @@ from service.infrastructure.config.credentials import (
     secret_or_file,
     tls_settings,
 )
+from service.infrastructure.config.quotas import QUOTA_FILE
 from service.infrastructure.config.reader import (
     ADDRESS,
     BOOLEAN,
@@ -58,6 +60,16 @@ def _database(name: str) -> str:
     if not _DATABASE.fullmatch(name):
         raise ConfigError("must be 1-63 characters of [A-Za-z0-9_-]")
     return name
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ConfigError("is not a number of calls per second") from None
+    if not 0 <= rate <= 1_000_000:
+        raise ConfigError("must be between 0 and 1,000,000 calls per second")
+    return rate
 
 
 def _exporters(value: str) -> tuple[str, ...]:
@@ -94,6 +106,23 @@ class ServerSettings:
         "work with `UNAVAILABLE` (`CONCURRENCY_LIMIT_REACHED`, with a `RetryInfo` and gRPC's retry pushback). "
         "Health and reflection are never counted, so probes answer whatever the application traffic does. It "
         "bounds calls that wait on the database; against a CPU flood see [Overload](overload.md)",
+    )
+    max_concurrent_rpcs_per_principal: int = setting(
+        "TODO_MAX_CONCURRENT_RPCS_PER_PRINCIPAL",
+        0,
+        Whole(0, 1_000_000),
+        "`todo.v1.TodoService` calls one principal may have in progress at once (its share of "
+        "`TODO_MAX_CONCURRENT_RPCS`; 0: no share); beyond it its call is refused before any work with "
+        "`RESOURCE_EXHAUSTED` (`QUOTA_EXCEEDED`, a `QuotaFailure` and a `RetryInfo`) while other principals "
+        "keep their slots. Per process ([Quotas](security.md#quotas-per-principal))",
+        shown_default="with tokens or mTLS: half of `TODO_MAX_CONCURRENT_RPCS`; without: 0",
+    )
+    rate_per_principal: float = setting(
+        "TODO_RATE_PER_PRINCIPAL",
+        0.0,
+        Described(_rate, "calls per second, 0 to 1,000,000"),
+        "calls per second one principal may start (a token bucket with a burst of one second's calls; 0: no "
+        "rate); beyond it `RESOURCE_EXHAUSTED` (`QUOTA_EXCEEDED`) with the wait in `RetryInfo`. Per process",
     )
     max_rpc_seconds: float = setting(
         "TODO_MAX_RPC_SECONDS",
@@ -146,7 +175,16 @@ class ServerSettings:
         1000,
         Whole(0, 1_000_000),
         "`grpc.health.v1.Health/Watch` streams open at once over all connections (0: no limit); one more is "
-        "refused with `RESOURCE_EXHAUSTED`. `Check` is never limited. About 20-30 KiB each",
+        "refused with `RESOURCE_EXHAUSTED` (`WATCH_LIMIT_REACHED`). `Check` is never limited. About 20-30 KiB each",
+    )
+    max_health_watches_per_peer: int = setting(
+        "TODO_MAX_HEALTH_WATCHES_PER_PEER",
+        64,
+        Whole(0, 1_000_000),
+        "`Watch` streams open at once from one peer address (all its connections; 0: no limit), so one client "
+        "cannot hold the server's whole `TODO_MAX_HEALTH_WATCHES` and make the replica look unhealthy to every "
+        "client that health-checks it (gRFC A17 holds one stream per channel). Behind a proxy or a mesh sidecar "
+        "that hides callers' addresses every caller is one peer: raise it there",
     )
 
 
@@ -253,8 +291,9 @@ class Settings:
         True,
         BOOLEAN,
         "one access line per RPC (logger `service.access`: method, code, duration, peer, request id), buffered "
-        "and written by a background thread at least every 100 ms and at shutdown (a SIGTERM loses none); "
-        "`false` for those who rely on the metrics",
+        "and written by a background thread at least every 100 ms and at shutdown (a SIGTERM loses none); past "
+        "10,000 lines waiting for a stalled stream new ones are dropped and counted "
+        "(`todo_access_log_dropped_total`), never waited for; `false` for those who rely on the metrics",
     )
     metrics_address: str = setting(
         "TODO_METRICS_ADDRESS", "", ADDRESS, "where the Prometheus endpoint (`/metrics`) listens; empty: off"
@@ -315,6 +354,30 @@ class Settings:
         Seconds(0.05),
         "how often the tokens file is checked for a change: a removed token is refused within this time",
     )
+    authz_policy: PolicySource | None = setting(
+        "TODO_AUTHZ_POLICY_FILE",
+        None,
+        AUTHZ_POLICY_FILE,
+        "which principal may call which method: gRPC's authorization-policy JSON (grpc-go `authz`; deny rules, "
+        "then allow rules; docs/security.md). Read at start (a bad file is a configuration error) and again when "
+        "it changes; a bad file then keeps the last good policy (an `ERROR` line, "
+        "`todo_authz_policy_reload_failures_total`). Health is never subject to it",
+        shown_default="unset: every authenticated caller may call every method",
+    )
+    authz_policy_reload_seconds: float = setting(
+        "TODO_AUTHZ_POLICY_RELOAD_SECONDS",
+        5.0,
+        Seconds(0.05),
+        "how often the policy file is checked for a change",
+    )
+    quota_file: dict[str, dict[str, float]] | None = setting(
+        "TODO_QUOTA_FILE",
+        None,
+        QUOTA_FILE,
+        'per-principal quotas replacing the defaults: `{"principals": {"reporter": {"max_concurrent_rpcs": 4, '
+        '"rate_per_second": 20}}}` (docs/security.md); read at start (a bad file is a configuration error)',
+        shown_default="unset: every principal gets the defaults",
+    )
     reflection: bool = setting(
         "TODO_REFLECTION",
         True,
@@ -326,13 +389,14 @@ class Settings:
         "TODO_PAGE_TOKEN_SECRET",
         None,  # a random secret made at start-up (from_env allows it with the in-memory store only)
         None,  # `credentials.page_token_secret`: required with MongoDB, placeholders refused
-        "key that signs page tokens, the same on every replica (`openssl rand -base64 32`). The value earlier "
-        "releases built in, a placeholder (`changeme`, `secret`, `REPLACE-ME...`) or fewer than 16 bytes is a "
-        "configuration error",
+        "key that signs page tokens, the same on every replica (`openssl rand -base64 32`); several keys "
+        "separated by commas (or lines of the file) rotate it: the first signs, every one verifies (tokens "
+        "name their key). The value earlier releases built in, a placeholder (`changeme`, `secret`, "
+        "`REPLACE-ME...`) or fewer than 16 bytes is a configuration error",
         shown_default="in-memory store: a random key per process; MongoDB: **required**",
         secret=True,
         file_variable="TODO_PAGE_TOKEN_SECRET_FILE",
-        values="text, at least 16 bytes",
+        values="text, at least 16 bytes; or keys separated by commas",
     )
     tls: TlsSettings | None = nested(TlsSettings, optional=True)
     mongodb: MongoSettings | None = nested(MongoSettings, optional=True)
@@ -360,7 +424,12 @@ class Settings:
                 ),
                 "tls": tls_settings(env, warnings),
                 "mongodb": mongodb,
-                "server": read_group(ServerSettings, env, given={}),
+                "server": read_group(
+                    ServerSettings,
+                    env,
+                    given={},
+                    defaults={"max_concurrent_rpcs_per_principal": _principal_share(env, tokens is not None)},
+                ),
                 "tracing": _tracing(env),
                 "warnings": tuple(warnings),
             },
@@ -375,6 +444,18 @@ class Settings:
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]
+
+
+def _principal_share(env: EnvReader, tokens: bool) -> int:
+    """The default per-principal share: half the application slots when callers are told apart, else none."""
+    ca = row_of(TlsSettings, "client_ca_file").variable
+    if not tokens and env.raw(ca) is None:
+        return 0
+    try:  # a bad value is reported by its own row
+        limit = Whole(0, 1_000_000)(env.raw(row_of(ServerSettings, "max_concurrent_rpcs").variable) or "128")
+    except ConfigError:
+        limit = 128
+    return (limit + 1) // 2 if limit else 0
 
 
 def _check(settings: Settings, env: EnvReader) -> None:

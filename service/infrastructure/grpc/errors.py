@@ -18,6 +18,7 @@ from typing import TypeAlias
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -57,6 +58,12 @@ ERROR_TABLE: dict[type[DomainError], Reason] = {
 }
 
 
+def _packed(detail: Message) -> AnyMessage:
+    packed = AnyMessage()
+    packed.Pack(detail)
+    return packed
+
+
 def rich_status(
     reason: Reason,
     message: str,
@@ -64,26 +71,28 @@ def rich_status(
     metadata: Mapping[str, str] | None = None,
     violations: Sequence[tuple[str, str]] = (),
     retry_after_seconds: float | None = None,
+    quota_violations: Sequence[tuple[str, str]] = (),
 ) -> grpc.Status:
-    """The status for `reason`: its code, `message`, and an ErrorInfo (plus a
-    BadRequest when there are field violations) in the details trailer."""
+    """The status for `reason`: its code, `message`, and an ErrorInfo in the details trailer (plus a
+    BadRequest for field violations, a QuotaFailure for quota violations (subject, description) and a
+    RetryInfo with `retry_after_seconds`)."""
     code = status_code(reason)
-    info = AnyMessage()
-    info.Pack(
-        error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN, metadata=metadata or {})
-    )
-    details = [info]
-    if violations:
-        bad_request = AnyMessage()
-        bad_request.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-                    for field, description in violations
-                ]
-            )
+    details = [
+        _packed(
+            error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN, metadata=metadata or {})
         )
-        details.append(bad_request)
+    ]
+    if violations:
+        field_violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=text) for field, text in violations
+        ]
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=field_violations)))
+    if quota_violations:
+        quota = [
+            error_details_pb2.QuotaFailure.Violation(subject=subject, description=text)
+            for subject, text in quota_violations
+        ]
+        details.append(_packed(error_details_pb2.QuotaFailure(violations=quota)))
     if retry_after_seconds is not None:
         retry_info = AnyMessage()
         delay = Duration()
@@ -187,4 +196,13 @@ def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Sta
 def malformed_request_status() -> grpc.Status:
     return rich_status(
         ErrorReason.MALFORMED_REQUEST, "the request is not a valid protobuf message of the expected type"
+    )
+
+
+@functools.cache  # one per limit
+def response_too_large_status(limit: int) -> grpc.Status:
+    return rich_status(
+        ErrorReason.RESPONSE_TOO_LARGE,
+        f"the response would be larger than the server may send ({limit} bytes, TODO_MAX_SEND_MESSAGE_BYTES)",
+        metadata={"limit": str(limit)},
     )

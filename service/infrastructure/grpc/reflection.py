@@ -25,21 +25,42 @@ it), and both services share one servicer and the v1alpha wire codec.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, cast
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
+from google.protobuf.message import DecodeError
+from grpc.aio import EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionRequest as Request
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionResponse as Response
+
+from service.infrastructure.grpc.errors import ErrorReason, malformed_request_status, rich_status
+from service.infrastructure.grpc.handlers import abort_quietly, request_id_of
+from service.infrastructure.grpc.observer import MethodObserver, RpcObserver
+from service.infrastructure.observability.logs import request_id_var
+from service.infrastructure.observability.metrics import Metrics
 
 V1ALPHA_SERVICE_NAME: str = v1alpha_pb2.DESCRIPTOR.services_by_name["ServerReflection"].full_name
 V1_PACKAGE = "grpc.reflection.v1"
 V1_FILE_NAME = "grpc/reflection/v1/reflection.proto"
 METHOD_NAME = "ServerReflectionInfo"
 _MAX_ECHOED_NAME = 256  # characters of a requested name repeated in an error message
+# A question names a file, a symbol or an extension: a few hundred bytes at most. Larger requests are
+# refused unparsed (before, a 4 MiB request was echoed back in a larger response, over the send limit).
+MAX_REQUEST_BYTES = 4096
+# Questions one stream may ask: grpcurl and grpcui ask a few dozen to learn the whole API.
+MAX_REQUESTS_PER_STREAM = 256
+POINT = "reflection"
+
+# Who may ask, decided once per stream: None (allowed) or the status that refuses it (the token check and
+# the authorization policy of the API, when they are on).
+Guard = Callable[[tuple[tuple[str, str | bytes], ...], grpc.aio.ServicerContext[Any, Any], str], grpc.Status | None]
 
 
 def _v1_file() -> FileDescriptor:
@@ -164,6 +185,10 @@ class ReflectionServicer:
     def __init__(self, service_names: Iterable[str], files: FileSet) -> None:
         self.service_names = tuple(sorted(set(service_names)))
         self.files = files
+        self._guard: Guard | None = None
+        self._path = f"/{V1_SERVICE_NAME}/{METHOD_NAME}"
+        self._watch: MethodObserver | None = None
+        self._counter: Metrics | None = None
         for name in self.service_names:
             if name not in files.symbols:
                 raise ValueError(f"no file of the reflection set declares the service {name}")
@@ -208,19 +233,87 @@ class ReflectionServicer:
         return Response(valid_host=request.host, original_request=request, error_response=invalid)
 
     async def ServerReflectionInfo(  # noqa: N802 (the RPC's name)
-        self, requests: AsyncIterator[Request], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Response]:
-        async for request in requests:
-            yield self.answer(request)
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """Answer each request of the stream, within the size and count caps, after the guard let the stream in."""
+        started = time.perf_counter()
+        metadata = tuple(context.invocation_metadata() or ())
+        request_id = request_id_of(metadata)
+        request_id_var.set(request_id)
+        traced = self._watch.begin(metadata, request_id) if self._watch is not None else None
+        code = grpc.StatusCode.OK
+        try:
+            refusal = self._guard(metadata, context, self._path) if self._guard is not None else None
+            asked = 0
+            while refusal is None:
+                # context.read(), not `async for` over `requests`: an abandoned request generator keeps the
+                # call alive until a garbage collection (measured: refused streams then filled the connection).
+                raw = await context.read()
+                if raw is EOF:
+                    break
+                asked += 1
+                request = self._parse(cast(bytes, raw), asked)
+                if not isinstance(request, Request):
+                    refusal = request
+                    break
+                await context.write(self.answer(request).SerializeToString())
+                if self._counter is not None:
+                    self._counter.reflection_requests.inc()
+            if refusal is not None:
+                code = refusal.code
+                await abort_quietly(context, refusal, request_id)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            if self._watch is not None:
+                self._watch.end(context, code, time.perf_counter() - started, traced, request_id)
 
-    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Request, Response]]:
-        """The method table of either reflection service (the two share the wire format)."""
-        handler = grpc.stream_stream_rpc_method_handler(
-            self.ServerReflectionInfo,
-            request_deserializer=Request.FromString,
-            response_serializer=Response.SerializeToString,
-        )
-        return {METHOD_NAME: handler}
+    def _parse(self, raw: bytes, asked: int) -> Request | grpc.Status:
+        """The `asked`-th request of a stream, or the status refusing it (counted)."""
+        if len(raw) > MAX_REQUEST_BYTES:
+            reason, status = "REQUEST_TOO_LARGE", _too_large()
+        elif asked > MAX_REQUESTS_PER_STREAM:
+            reason, status = "STREAM_REQUEST_LIMIT_REACHED", _too_many()
+        else:
+            try:
+                return Request.FromString(raw)
+            except DecodeError:
+                return malformed_request_status()
+        if self._counter is not None:
+            self._counter.overload_refused(POINT, reason)
+        return status
+
+    def serve_with(self, *, guard: Guard | None, observer: RpcObserver | None, path: str) -> None:
+        """Refuse streams `guard` refuses; count and log each stream (as `path`) through `observer`."""
+        self._guard = guard
+        self._path = path
+        if observer is not None:
+            service, _, method = path[1:].partition("/")
+            self._watch = MethodObserver(service, method, observer, grpc_type="bidi_stream")
+            self._counter = observer.metrics
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+        """The method table of either reflection service (the two share the wire format), over raw bytes."""
+        return {METHOD_NAME: grpc.stream_stream_rpc_method_handler(self.ServerReflectionInfo)}
+
+
+@functools.cache
+def _too_large() -> grpc.Status:
+    return rich_status(
+        ErrorReason.REQUEST_TOO_LARGE,
+        f"a reflection request is at most {MAX_REQUEST_BYTES} bytes",
+        metadata={"limit": str(MAX_REQUEST_BYTES)},
+    )
+
+
+@functools.cache
+def _too_many() -> grpc.Status:
+    return rich_status(
+        ErrorReason.STREAM_REQUEST_LIMIT_REACHED,
+        f"a reflection stream answers at most {MAX_REQUESTS_PER_STREAM} requests; open a new one",
+        metadata={"limit": str(MAX_REQUESTS_PER_STREAM)},
+    )
 
 
 def reflection_servicer(
@@ -248,9 +341,13 @@ def enable_reflection(
     *,
     files: Iterable[FileDescriptor] = (),
     pool: descriptor_pool.DescriptorPool | None = None,
+    guard: Guard | None = None,
+    observer: RpcObserver | None = None,
 ) -> ReflectionServicer:
-    """Serve grpc.reflection.v1 and v1alpha on `server` (see `reflection_servicer`)."""
+    """Serve grpc.reflection.v1 and v1alpha on `server` (see `reflection_servicer`), behind `guard`
+    (the API's authentication and policy), counted and logged through `observer`."""
     servicer = reflection_servicer(service_names, files=files, pool=pool)
+    servicer.serve_with(guard=guard, observer=observer, path=f"/{V1_SERVICE_NAME}/{METHOD_NAME}")
     handlers = servicer.method_handlers()
     server.add_generic_rpc_handlers(
         tuple(grpc.method_handlers_generic_handler(name, handlers) for name in REFLECTION_SERVICE_NAMES)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import grpc
-from grpc_health.v1 import _async as health_aio  # public name: grpc_health.v1.health.aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
 
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
+from service.infrastructure.grpc.health import HEALTH_SERVICE_NAME, HealthService
 from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoApi
 from service.infrastructure.startup import StartupError
 from todo.v1 import error_reason_pb2
 
-HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Health service names (grpc.health.v1):
 # - LIVENESS: SERVING while the process serves RPCs at all, also while the
 #   database is down (restarting a pod does not fix a database). Kubernetes
@@ -26,73 +25,7 @@ HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 LIVENESS = "liveness"
 READINESS = "readiness"
 READINESS_NAMES = (READINESS, "", SERVICE_NAME)
-
-
-class HealthStatuses(Protocol):
-    """The part of grpc_health's aio HealthServicer we use (it ships no types)."""
-
-    async def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None: ...
-
-    async def enter_graceful_shutdown(self) -> None: ...
-
-
-class WatchObserver(Protocol):
-    """Where the number of open Watch streams goes (the metrics)."""
-
-    def health_watch_opened(self) -> None: ...
-
-    def health_watch_closed(self) -> None: ...
-
-
-class CappedHealthServicer:
-    """grpc_health's aio servicer with a cap on open Watch streams (0: no cap).
-
-    Check answers from memory and is never refused. Each Watch stream is held
-    by the server until the client cancels it; past `max_watches` open at
-    once a new one is refused with RESOURCE_EXHAUSTED, so idle watchers cannot
-    grow the process without bound. Kubernetes probes use Check; gRFC A17
-    client-side health checking holds one Watch per client channel.
-    """
-
-    def __init__(self, max_watches: int, observer: WatchObserver | None = None) -> None:
-        self._inner: HealthStatuses = health_aio.HealthServicer()
-        self._max_watches = max_watches
-        self._observer = observer
-        self._watches = 0
-
-    @property
-    def open_watches(self) -> int:
-        return self._watches
-
-    async def Check(  # noqa: N802 (gRPC's name)
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> health_pb2.HealthCheckResponse:
-        response: health_pb2.HealthCheckResponse = await self._inner.Check(request, context)  # type: ignore[attr-defined]
-        return response
-
-    async def Watch(  # noqa: N802 (gRPC's name)
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
-        if self._max_watches and self._watches >= self._max_watches:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the server holds {self._max_watches} health Watch streams already; use Check or retry later",
-            )
-        self._watches += 1
-        if self._observer is not None:
-            self._observer.health_watch_opened()
-        try:
-            await self._inner.Watch(request, context)  # type: ignore[attr-defined]
-        finally:
-            self._watches -= 1
-            if self._observer is not None:
-                self._observer.health_watch_closed()
-
-    async def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
-        await self._inner.set(service, status)
-
-    async def enter_graceful_shutdown(self) -> None:
-        await self._inner.enter_graceful_shutdown()
+HEALTH_NAMES = (LIVENESS, *READINESS_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +34,7 @@ class RunningServer:
 
     server: grpc.aio.Server
     port: int
-    health: CappedHealthServicer
+    health: HealthService
     health_server: grpc.aio.Server | None = None
     health_port: int | None = None
 
@@ -148,24 +81,33 @@ async def start_server(api: TodoApi, settings: Settings) -> RunningServer:
     # Registered handlers skip the generic lookup per call (missing from grpc-stubs).
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
-    health_servicer = CappedHealthServicer(knobs.max_health_watches, api.metrics)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in READINESS_NAMES:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_servicer = HealthService(
+        HEALTH_NAMES,
+        max_watches=knobs.max_health_watches,
+        max_watches_per_peer=knobs.max_health_watches_per_peer,
+        observer=api.metrics,
+    )  # every name NOT_SERVING until set
+    health_servicer.add_to(server)
 
     if settings.reflection:
-        # error_reason.proto is served too: no served file imports it.
-        enable_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME), server, files=(error_reason_pb2.DESCRIPTOR,))
-    unknown = api.unknown_method_handler()
-    if unknown is not None:  # last: consulted only for paths nothing else serves
-        server.add_generic_rpc_handlers((unknown,))
+        # error_reason.proto and google/rpc/error_details.proto are served too: no served file imports them,
+        # and tools decode the details of errors (ErrorInfo, BadRequest, RetryInfo, QuotaFailure) with them.
+        enable_reflection(
+            (SERVICE_NAME, HEALTH_SERVICE_NAME),
+            server,
+            files=(error_reason_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR),
+            guard=api.reflection_guard(),
+            observer=api.observer,
+        )
+    # Last: consulted only for paths nothing else serves.
+    server.add_generic_rpc_handlers((api.unknown_method_handler(),))
 
     credentials = None if settings.tls is None else server_credentials(settings.tls)
     port = _bind(server, address, credentials, "")
     health_server, health_port = None, None
     if settings.health_address:
         health_server = grpc.aio.server(options=server_options(knobs, reuse_port=settings.workers > 1))
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_servicer.add_to(health_server)
         health_port = _bind(health_server, settings.health_address, None, " (health)")
         await health_server.start()
     await server.start()

@@ -16,9 +16,13 @@ from typing import Any
 import grpc
 
 from service.application.todo_entry import TodoEntryService
+from service.infrastructure.auth import TokenCheck
 from service.infrastructure.grpc import todo_entry_mapper as mapper
+from service.infrastructure.grpc.gate import TOKEN_STATUS
 from service.infrastructure.grpc.handlers import CallPolicy, UnknownMethodHandler, service_handlers
-from service.infrastructure.grpc.observer import Context, RpcObserver
+from service.infrastructure.grpc.observer import Context, Metadata, RpcObserver
+from service.infrastructure.grpc.reflection import Guard
+from service.infrastructure.observability.logs import principal_var
 from service.infrastructure.observability.metrics import Metrics
 from todo.v1 import todo_service_pb2 as pb
 
@@ -92,11 +96,40 @@ class TodoApi:
         """The RPC handlers, one per method of the contract's service."""
         return service_handlers(self.servicer, SERVICE, self.observer, self.policy)
 
-    def unknown_method_handler(self) -> grpc.GenericRpcHandler[Any, Any] | None:
-        """With tokens on: the handler that answers UNAUTHENTICATED for unknown methods of the service's path."""
-        if self.policy.authenticator is None:
-            return None
-        return UnknownMethodHandler(SERVICE_NAME, self.policy.authenticator)
+    def unknown_method_handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        """The handler of every path nothing serves: METHOD_NOT_FOUND (with tokens on, for the service's
+        path, only after the token check; with a policy, after the token check and the policy, for every path)."""
+        gate = self.policy.gate
+        # With a policy every path is decided by it (as grpc-go's authz does); without one, only the service's
+        # path needs a token first, so a tool probing for reflection still hears UNIMPLEMENTED.
+        guard = self.reflection_guard() if gate is not None and gate.has_policy else None
+        authenticator = self.policy.authenticator or (gate.authenticator if gate is not None else None)
+        return UnknownMethodHandler(SERVICE_NAME, authenticator, guard)
+
+    def reflection_guard(self) -> Guard | None:
+        """Reflection (and unknown paths) behind the API's authentication and policy (None: neither is on).
+
+        With tokens, a reflection stream needs a valid token (grpcurl: `-H 'authorization: Bearer ...'`);
+        with a policy, its principal must be allowed the reflection method's path, as grpc-go's authz
+        decides for every method. mTLS needs nothing here: the handshake already asked for a certificate.
+        """
+        gate, authenticator = self.policy.gate, self.policy.authenticator
+        if gate is not None:
+
+            def gated(metadata: Metadata, context: Context, path: str) -> grpc.Status | None:
+                principal, refusal = gate.enter(metadata, context, path, quota=False)
+                principal_var.set(principal.name)
+                return refusal
+
+            return gated
+        if authenticator is not None:
+
+            def tokens(metadata: Metadata, context: Context, path: str) -> grpc.Status | None:
+                verdict = authenticator.check(metadata)
+                return None if verdict is TokenCheck.VALID else TOKEN_STATUS[verdict]
+
+            return tokens
+        return None
 
     @property
     def metrics(self) -> Metrics:

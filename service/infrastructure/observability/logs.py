@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 request_id_var: ContextVar[str | None] = ContextVar("todo_request_id", default=None)
 trace_id_var: ContextVar[str | None] = ContextVar("todo_trace_id", default=None)
+principal_var: ContextVar[str | None] = ContextVar("todo_principal", default=None)
 
 # user:password@ in URIs, bearer tokens, and secret-looking key=value pairs.
 _SECRETS = re.compile(
@@ -33,6 +34,7 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
     "asctime",
     "request_id",
     "trace_id",
+    "principal",
     "taskName",
 }
 
@@ -56,6 +58,7 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.trace_id = trace_id_var.get()
+        record.principal = principal_var.get()
         return True
 
 
@@ -89,12 +92,25 @@ class JsonFormatter(logging.Formatter):
         trace_id = getattr(record, "trace_id", None)
         if trace_id:
             entry["trace_id"] = trace_id
+        principal = getattr(record, "principal", None)
+        if principal:
+            entry["principal"] = principal
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return _ENCODER.encode(entry)
+
+
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes (`\\n`, `\\x1b`), so it stays one line and no terminal
+    escape sequence reaches the reader."""
+    return text.translate(_CONTROLS) if not text.isprintable() else text
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -105,7 +121,16 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None)
-        record.ids = f" [{request_id}]" if request_id else ""
+        principal = getattr(record, "principal", None)
+        ids = f" [{request_id}]" if request_id else ""
+        if principal:
+            ids += f" ({escape_controls(principal)})"
+        message = record.getMessage()
+        escaped = escape_controls(message)
+        if escaped != message:  # a value from a caller cannot forge a line: the message stays on one line
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg, record.args = escaped, None
+        record.ids = ids
         return redact(super().format(record))
 
 
@@ -141,8 +166,18 @@ class AccessLog:
             encoded = self._peers[peer] = _ENCODER.encode(peer)
         return encoded
 
-    def write(self, method: str, code: str, seconds: float, peer: str, request_id: str | None = None) -> None:
-        """One access line (when `enabled`); `request_id` saves reading it back from the context."""
+    def write(
+        self,
+        method: str,
+        code: str,
+        seconds: float,
+        peer: str,
+        request_id: str | None = None,
+        *,
+        principal: str | None = None,
+    ) -> None:
+        """One access line (when `enabled`); `request_id` saves reading it back from the context;
+        `principal`: who called, when the server tells callers apart."""
         handler = _json_handler
         if handler is None:
             duration_ms = round(seconds * 1000, 3)
@@ -163,6 +198,8 @@ class AccessLog:
         ids = f', "request_id": "{request_id}"' if request_id else ""
         if trace_id:
             ids += f', "trace_id": "{trace_id}"'
+        if principal is not None:
+            ids += f', "principal": {self._json_peer(principal)}'
         handler.enqueue(
             f'{{"time": "{_utc_time(time.time())}", "level": "INFO", "logger": "service.access", '
             f'"message": "{method} {code} {duration_ms:.2f}ms", "pid": {self._pid}{ids}, "method": "{method}", '
@@ -172,7 +209,7 @@ class AccessLog:
 
 ACCESS_LOGGER = "service.access"
 FLUSH_SECONDS = 0.1  # an access line reaches the stream at most this long after its RPC
-MAX_BUFFERED_LINES = 10_000  # beyond this the RPC writes the buffer out itself (no line is dropped)
+MAX_BUFFERED_LINES = 10_000  # beyond this an access line is dropped and counted: the event loop never waits
 
 
 def set_access_log(enabled: bool) -> None:
@@ -185,8 +222,11 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
 
     Access lines (`enqueue`) go to a deque; a daemon thread writes what has
     gathered every FLUSH_SECONDS, in one write. The buffer is bounded: at
-    MAX_BUFFERED_LINES the caller writes it out itself, so a stalled stream
-    slows the RPCs down instead of losing lines or memory. Every other record
+    MAX_BUFFERED_LINES (the stream has stalled: stderr to a pipe nobody
+    reads) a new access line is dropped and counted (`dropped`, exported as
+    todo_access_log_dropped_total), and the next write says how many were
+    lost, so a stalled stream never blocks the event loop and every RPC with
+    it (before, the RPC that found the buffer full wrote it out itself). Every other record
     is written at once, after the access lines before it (the stream keeps
     their order). `flush()` and `close()` write out the buffer: logging's
     shutdown (at exit, and in a worker before it leaves) calls them, so a
@@ -200,6 +240,8 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
         self._closed = False
+        self.dropped = 0  # access lines dropped since start because the stream could not keep up
+        self._dropped_unsaid = 0  # ... and not yet reported on the stream
 
     def forget_parent(self) -> None:
         """In a forked child: the parent's thread is gone and its lines are the parent's to write."""
@@ -209,11 +251,13 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
 
     def enqueue(self, line: str) -> None:
         pending = self._pending
+        if len(pending) >= MAX_BUFFERED_LINES:
+            self.dropped += 1
+            self._dropped_unsaid += 1
+            return
         pending.append(line)
         if self._writer is None:
             self._start_writer()
-        elif len(pending) >= MAX_BUFFERED_LINES:
-            self.write_pending()
 
     def _start_writer(self) -> None:
         if self._closed:  # after shutdown: nobody would write the buffer later
@@ -235,6 +279,18 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
         self.acquire()
         try:
             lines = [pending.popleft() for _ in range(len(pending))]
+            if self._dropped_unsaid:
+                dropped, self._dropped_unsaid = self._dropped_unsaid, 0
+                note = logging.makeLogRecord(
+                    {
+                        "name": ACCESS_LOGGER,
+                        "levelno": logging.WARNING,
+                        "levelname": "WARNING",
+                        "msg": "%d access lines dropped: the log stream did not keep up",
+                        "args": (dropped,),
+                    }
+                )
+                lines.append(self.format(note) + "\n")
             self.stream.write("".join(lines))
             self.stream.flush()
         finally:
@@ -257,6 +313,12 @@ class BufferedJsonHandler(logging.StreamHandler[TextIO]):
 
 
 _json_handler: BufferedJsonHandler | None = None
+
+
+def dropped_access_lines() -> int:
+    """Access lines dropped so far because the log stream did not keep up (JSON format only)."""
+    handler = _json_handler
+    return 0 if handler is None else handler.dropped
 
 
 def _after_fork_in_child() -> None:

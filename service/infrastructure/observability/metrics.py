@@ -121,6 +121,20 @@ class _RpcCollector(Collector):
         yield in_flight
 
 
+class _DroppedLinesCollector(Collector):
+    """todo_access_log_dropped_total: access lines the log handler dropped (observability/logs.py)."""
+
+    def collect(self) -> Iterator[Metric]:
+        from service.infrastructure.observability.logs import dropped_access_lines  # noqa: PLC0415
+
+        family = CounterMetricFamily(
+            "todo_access_log_dropped",
+            "Access lines dropped because the log stream did not keep up (the event loop never waits for it).",
+        )
+        family.add_metric([], dropped_access_lines())
+        yield family
+
+
 class _PrometheusRpcStats:
     """The RPC metrics of one method as prometheus_client children (multiprocess mode)."""
 
@@ -205,13 +219,54 @@ class Metrics:
         )
         self.overload_refusals = Counter(
             "todo_overload_refused",
-            "todo.v1.TodoService calls the service refused because of load, by where (point) and why (reason). "
+            "Calls the service refused because of load or a caller's limit, by where (point: admission, quota, "
+            "health_watch, reflection) and why (reason). "
             "Streams gRPC core refuses over TODO_MAX_CONCURRENT_STREAMS are not seen here (see the README's Overload).",
             ["point", "reason"],
             registry=registry,
         )
         # Exported at 0 from the start, so that rate() and alerts see the series before the first refusal.
-        self.overload_refusals.labels("admission", "CONCURRENCY_LIMIT_REACHED")
+        for point, reason in (
+            ("admission", "CONCURRENCY_LIMIT_REACHED"),
+            ("quota", "QUOTA_EXCEEDED"),
+            ("health_watch", "WATCH_LIMIT_REACHED"),
+            ("reflection", "REQUEST_TOO_LARGE"),
+            ("reflection", "STREAM_REQUEST_LIMIT_REACHED"),
+        ):
+            self.overload_refusals.labels(point, reason)
+        self.principal_rpcs = Counter(
+            "todo_principal_rpcs",
+            "todo.v1.TodoService calls by principal (the names configuration gives: tokens file, policy, quota "
+            "file; every other principal is `other`) and status code. Only when callers are told apart.",
+            ["principal", "grpc_code"],
+            registry=registry,
+        )
+        self._principal_children: dict[tuple[str, str], Any] = {}
+        self.authz_denials = Counter(
+            "todo_authz_denied",
+            "Calls the authorization policy refused (PERMISSION_DENIED), by principal (named ones, else `other`).",
+            ["principal"],
+            registry=registry,
+        )
+        self.authz_policy_loaded = Gauge(
+            "todo_authz_policy_loaded_timestamp_seconds",
+            "When the authorization policy in effect was read (Unix time); time() minus it is the policy's age. "
+            "A reload that fails keeps the old policy and this value.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.authz_policy_reload_failures = Counter(
+            "todo_authz_policy_reload_failures",
+            "Reloads that found the authorization policy file unusable (the last good policy stays in effect).",
+            registry=registry,
+        )
+        if registry is not None:  # one process: read from the log handler when scraped
+            registry.register(_DroppedLinesCollector())
+        self.reflection_requests = Counter(
+            "todo_reflection_requests",
+            "Server reflection requests answered (each question of a ServerReflectionInfo stream).",
+            registry=registry,
+        )
         self.overload_limits = Gauge(
             "todo_overload_limit",
             "The configured overload limits: max_concurrent_rpcs (0: none), max_concurrent_streams (per connection), "
@@ -249,6 +304,22 @@ class Metrics:
     def overload_refused(self, point: str, reason: str = "CONCURRENCY_LIMIT_REACHED") -> None:
         """A call refused because of load (the admission.RefusalCounter protocol); only on the refusal path."""
         self.overload_refusals.labels(point, reason).inc()
+
+    def principal_rpc(self, label: str, code: str) -> None:
+        """One call of a principal ended with `code` (`label`: its bounded label)."""
+        child = self._principal_children.get((label, code))
+        if child is None:
+            child = self._principal_children[(label, code)] = self.principal_rpcs.labels(label, code)
+        child.inc()
+
+    def authz_denied(self, label: str) -> None:
+        self.authz_denials.labels(label).inc()
+
+    def policy_loaded(self, loaded_at: float) -> None:
+        self.authz_policy_loaded.set(loaded_at)
+
+    def policy_reload_failed(self) -> None:
+        self.authz_policy_reload_failures.inc()
 
     def overload_limits_are(self, limits: dict[str, float]) -> None:
         for name, limit in limits.items():

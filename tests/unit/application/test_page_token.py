@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.application.page_token import MAX_TOKEN_CHARS, PageTokenCodec
+from service.application.page_token import MAX_TOKEN_CHARS, PageTokenCodec, key_id
 from service.domain.errors import ValidationError
 from service.domain.repository import Cursor
 
@@ -183,3 +184,27 @@ class TestForgeries:
         assert len(longest) <= MAX_TOKEN_CHARS, "every token the service issues fits the cap"
         assert codec.decode(longest, FINGERPRINT).entry_id == "\u00ef" * 128
         assert rejected_field(codec, "A" * (MAX_TOKEN_CHARS + 1)) == "page_token"
+
+
+class TestKeyRotation:
+    """Tokens name their key: a list of keys verifies every one of them, and tokens of version 1 still work."""
+
+    OLD, NEW = b"old-key-7f0c2a9e41b3d8", b"new-key-2b9d71e0c4a65f"
+    CURSOR = Cursor(created_at=datetime(2026, 5, 1, tzinfo=UTC), entry_id="e1")
+
+    def test_the_first_key_signs_and_every_key_verifies(self) -> None:
+        old_token = PageTokenCodec(self.OLD).encode(self.CURSOR, "f")
+        rotating = PageTokenCodec([self.NEW, self.OLD])
+        assert rotating.decode(old_token, "f") == self.CURSOR  # outstanding tokens survive the rotation
+        new_token = rotating.encode(self.CURSOR, "f")
+        assert PageTokenCodec([self.OLD, self.NEW]).decode(new_token, "f") == self.CURSOR  # a replica not yet moved
+        with pytest.raises(ValidationError):
+            PageTokenCodec(self.OLD).decode(new_token, "f")  # a key nobody gave this replica
+        payload = base64.urlsafe_b64decode(new_token + "=" * (-len(new_token) % 4))[16:]
+        assert json.loads(payload)[:2] == [2, key_id(self.NEW)]
+
+    def test_a_token_of_version_1_is_still_accepted(self) -> None:
+        payload = json.dumps([1, 1777593600000, "e1", "f"], separators=(",", ":")).encode()
+        mac = hmac.new(self.OLD, payload, hashlib.sha256).digest()[:16]
+        legacy = base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
+        assert PageTokenCodec([self.NEW, self.OLD]).decode(legacy, "f") == self.CURSOR

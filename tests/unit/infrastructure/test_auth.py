@@ -14,7 +14,7 @@ from service.infrastructure.auth import TokenAuthenticator, TokenCheck
 from service.infrastructure.config import read_tokens
 from service.infrastructure.observability.metrics import Metrics
 
-TOKEN = "tok-unit-7c1e"  # noqa: S105 (a throwaway test value)
+TOKEN = "tok-unit-7c1e-4b9d0a2f"  # noqa: S105 (a throwaway test value)
 OTHER = "tok-unit-other-92ab"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -343,12 +344,19 @@ class TestPageTokenSecret:
 
     def test_memory_without_a_secret_gets_a_random_one_per_process(self) -> None:
         assert Settings.from_env({}).page_token_secret is None
-        first, second = page_token_key(Settings()), page_token_key(Settings())
+        (first,), (second,) = page_token_key(Settings()), page_token_key(Settings())
         assert len(first) == 32
         assert first != second
 
     def test_a_configured_secret_is_the_key(self) -> None:
-        assert page_token_key(Settings.from_env(WITH_SECRET)) == SECRET.encode()
+        assert page_token_key(Settings.from_env(WITH_SECRET)) == [SECRET.encode()]
+
+    def test_several_keys_rotate_the_secret_and_each_is_checked(self) -> None:
+        new = "n3w-k3y-0f-the-rotation-9c2e"
+        settings = Settings.from_env({"TODO_PAGE_TOKEN_SECRET": f"{new}, {SECRET}"})
+        assert page_token_key(settings) == [new.encode(), SECRET.encode()]
+        with pytest.raises(ConfigError, match=r"TODO_PAGE_TOKEN_SECRET \(key 2\) is shorter than 16 bytes"):
+            Settings.from_env({"TODO_PAGE_TOKEN_SECRET": f"{new},sh0rt-k3y"})
 
     def test_mongodb_without_a_secret_is_a_configuration_error(self) -> None:
         with pytest.raises(ConfigError, match=r"TODO_PAGE_TOKEN_SECRET \(or TODO_PAGE_TOKEN_SECRET_FILE\) is required"):
@@ -537,18 +545,45 @@ def test_the_deployment_contract_is_the_table() -> None:
 class TestTokensFile:
     def test_it_is_read_with_the_settings(self, tmp_path: Path) -> None:
         path = tmp_path / "tokens"
-        path.write_text("# callers\ntok-one-7f3a\nsha256:" + "ab" * 32 + "\n")
+        path.write_text("# callers\ntok-one-7f3a-0c9e2b41\nreporter sha256:" + "ab" * 32 + "\n")
         tokens = Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)}).auth_tokens
         assert tokens is not None
         assert (tokens.path, len(tokens.digests)) == (str(path), 2)
         assert "tok-one" not in repr(tokens)
+        unnamed = hashlib.sha256(b"tok-one-7f3a-0c9e2b41").hexdigest()[:12]
+        assert tokens.principal_names() == (f"token:{unnamed}", "reporter")
+
+    @pytest.mark.parametrize(
+        ("line", "problem"),
+        [
+            ("k3y-9f2c", "line 1: the token is shorter than 16 bytes"),
+            ("REPLACE-ME-token-of-caller-one", "line 1: the token is a placeholder"),
+            ("<token>", "line 1: the token is a placeholder"),
+            ("aaaaaaaaaaaaaaaaaaaaaaaa", "line 1: the token is one or two characters repeated"),
+            ("two words and-a-token-4f1e9a7c", "line 1: expected `<token>` or `<principal> <token>`"),
+            ("bad|name tok-one-7f3a-0c9e2b41", "line 1: a principal name is"),
+        ],
+    )
+    def test_weak_tokens_and_bad_lines_stop_the_start(self, tmp_path: Path, line: str, problem: str) -> None:
+        path = tmp_path / "tokens"
+        path.write_text(line + "\n")
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)})
+        assert problem in str(caught.value)
+        assert line.rsplit(maxsplit=1)[-1] not in str(caught.value), "a token is never echoed"
+
+    def test_a_tokens_file_over_1_mib_is_refused_unread(self, tmp_path: Path) -> None:
+        path = tmp_path / "tokens"
+        path.write_text("tok-one-7f3a-0c9e2b41\n" * 60_000)
+        with pytest.raises(ConfigError, match="is larger than 1048576 bytes"):
+            Settings.from_env({"TODO_AUTH_TOKENS_FILE": str(path)})
 
     @pytest.mark.parametrize(
         ("content", "problem"),
         [
             ("", "holds no token"),
             ("# only a comment\n\n", "holds no token"),
-            ("sha256:abc\n", "line 1: a sha256: line needs 64 hex digits"),
+            ("sha256:abc\n", "line 1: a sha256: token needs 64 hex digits"),
         ],
     )
     def test_a_file_without_usable_tokens_is_a_config_error(self, tmp_path: Path, content: str, problem: str) -> None:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from service.infrastructure.observability.logs import (
     ContextFilter,
     JsonFormatter,
     configure_logging,
+    principal_var,
     redact,
     request_id_var,
     set_access_log,
@@ -54,10 +56,24 @@ class TestRedact:
         assert redact(text) == text
 
 
-def capture(log_format: str) -> io.StringIO:
-    stream = io.StringIO()
+def capture(log_format: str, stream: io.StringIO | None = None) -> io.StringIO:
+    stream = stream or io.StringIO()
     configure_logging(logging.INFO, log_format, stream)
     return stream
+
+
+class StalledStream(io.StringIO):
+    """A stream whose writes wait until `release` is set (the first one says so with `entered`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(30)
+        return super().write(text)
 
 
 class TestJsonLines:
@@ -97,6 +113,20 @@ class TestJsonLines:
         assert "qwerty" not in line
         with pytest.raises(json.JSONDecodeError):
             json.loads(line)
+
+    def test_console_lines_escape_control_characters_and_carry_the_principal(self) -> None:
+        """A value from a caller cannot forge a second line or send a terminal escape sequence."""
+        stream = capture("console")
+        principal_var.set("spiffe://x/\x1b[31mred")
+        try:
+            logging.getLogger("service.test").warning("id %r and %s", "a", "b\nFAKE 2026 ERROR forged\x1b[2J")
+        finally:
+            principal_var.set(None)
+        text = stream.getvalue()
+        assert text.count("\n") == 1, text
+        assert "\x1b" not in text
+        assert "b\\nFAKE 2026 ERROR forged\\x1b[2J" in text
+        assert "(spiffe://x/\\x1b[31mred)" in text
 
     def test_filter_and_formatter_work_on_a_plain_record(self) -> None:
         record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
@@ -220,14 +250,30 @@ class TestAccessLine:
         assert eventually(lambda: stream.getvalue().count("\n") == 5)
         assert json_lines(stream)[-1]["request_id"] == "r3"
 
-    def test_a_full_buffer_is_written_by_the_caller(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_stalled_stream_never_blocks_the_caller_lines_are_dropped_and_counted(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """stderr to a pipe nobody reads: the writer thread waits, the event loop must not (before, it wrote)."""
         monkeypatch.setattr(logs, "MAX_BUFFERED_LINES", 5)
-        monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)  # the thread never gets to it
-        stream = capture("json")
+        monkeypatch.setattr(logs, "FLUSH_SECONDS", 0.01)
+        stalled = StalledStream()
+        capture("json", stalled)
         access = AccessLog()
-        for number in range(5):
-            access.write("/s/M", "OK", 0.001, "p", f"r{number}")
-        assert [line["request_id"] for line in json_lines(stream)] == [f"r{number}" for number in range(5)]
+        access.write("/s/M", "OK", 0.001, "p", "first")  # starts the writer, which then waits in write()
+        assert stalled.entered.wait(5)
+
+        def hundred_lines() -> None:
+            for number in range(100):
+                access.write("/s/M", "OK", 0.001, "p", f"r{number}")
+
+        caller = threading.Thread(target=hundred_lines, daemon=True)
+        caller.start()
+        caller.join(10)
+        assert not caller.is_alive(), "the caller waited for the stalled stream"
+        assert logs.dropped_access_lines() == 95
+        stalled.release.set()
+        assert eventually(lambda: "access lines dropped" in stalled.getvalue())
+        assert '"message": "95 access lines dropped: the log stream did not keep up"' in stalled.getvalue()
 
     def test_closing_the_handler_writes_what_is_buffered(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)

@@ -7,8 +7,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from google.protobuf.descriptor import FileDescriptor
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 
+from service.infrastructure.grpc.health import HEALTH_SERVICE_NAME
 from service.infrastructure.grpc.reflection import V1_FILE, FileSet, reflection_servicer
-from service.infrastructure.grpc.server import HEALTH_SERVICE_NAME
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME
 
 

@@ -89,6 +89,43 @@ const (
 	// throttling counts it. (RESOURCE_EXHAUSTED is for limits of the caller's
 	// own, such as message sizes.)
 	ErrorReason_CONCURRENCY_LIMIT_REACHED ErrorReason = 11
+	// The authorization policy (TODO_AUTHZ_POLICY_FILE) does not let the
+	// caller's principal call this method: a deny rule matched, or no allow
+	// rule did. ErrorInfo.metadata["principal"] is the principal the server
+	// saw and ["method"] the method's full path. Repeating the call changes
+	// nothing until the policy does.
+	ErrorReason_POLICY_DENIED ErrorReason = 12
+	// The caller's principal has as many calls in progress as its quota allows
+	// (TODO_MAX_CONCURRENT_RPCS_PER_PRINCIPAL or its override), or has used its
+	// rate. A limit of the caller's own, not overload: the server serves other
+	// callers meanwhile. A google.rpc.QuotaFailure names the quota and the
+	// principal; a google.rpc.RetryInfo says when a slot or a token is likely
+	// free. Refused before any work, so repeating it later is safe for every
+	// method.
+	ErrorReason_QUOTA_EXCEEDED ErrorReason = 13
+	// A grpc.health.v1.Health/Watch stream was refused: the caller's address
+	// holds TODO_MAX_HEALTH_WATCHES_PER_PEER streams already
+	// (ErrorInfo.metadata["scope"] is "peer"), or the server holds
+	// TODO_MAX_HEALTH_WATCHES ("server"). Check is never limited.
+	ErrorReason_WATCH_LIMIT_REACHED ErrorReason = 14
+	// A health or reflection request is larger than such a request can
+	// legitimately be (ErrorInfo.metadata["limit"] bytes); it was not parsed.
+	ErrorReason_REQUEST_TOO_LARGE ErrorReason = 15
+	// A reflection stream asked more questions than one stream may
+	// (ErrorInfo.metadata["limit"]); open a new stream to ask more.
+	ErrorReason_STREAM_REQUEST_LIMIT_REACHED ErrorReason = 16
+	// The server serves no method of that name (the path is in
+	// ErrorInfo.metadata["method"], clipped). With tokens on, a method of
+	// todo.v1.TodoService's path needs a valid token before it is told this.
+	ErrorReason_METHOD_NOT_FOUND ErrorReason = 17
+	// grpc.health.v1.Health/Check named a service the server does not report
+	// on (the names are liveness, readiness, "" and todo.v1.TodoService).
+	ErrorReason_HEALTH_SERVICE_UNKNOWN ErrorReason = 18
+	// The response would be larger than the server may send
+	// (TODO_MAX_SEND_MESSAGE_BYTES, ErrorInfo.metadata["limit"]). ListTodos cuts
+	// a page short to stay under it, so this happens only when one entry alone
+	// is larger than the limit allows: raise the limit.
+	ErrorReason_RESPONSE_TOO_LARGE ErrorReason = 19
 )
 
 // Enum value maps for ErrorReason.
@@ -106,20 +143,36 @@ var (
 		9:  "BEARER_TOKEN_INVALID",
 		10: "UNHANDLED_EXCEPTION",
 		11: "CONCURRENCY_LIMIT_REACHED",
+		12: "POLICY_DENIED",
+		13: "QUOTA_EXCEEDED",
+		14: "WATCH_LIMIT_REACHED",
+		15: "REQUEST_TOO_LARGE",
+		16: "STREAM_REQUEST_LIMIT_REACHED",
+		17: "METHOD_NOT_FOUND",
+		18: "HEALTH_SERVICE_UNKNOWN",
+		19: "RESPONSE_TOO_LARGE",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":  0,
-		"FIELD_VIOLATION":           1,
-		"MALFORMED_REQUEST":         2,
-		"TODO_NOT_FOUND":            3,
-		"TODO_ALREADY_EXISTS":       4,
-		"CONCURRENT_MODIFICATION":   5,
-		"STORE_UNAVAILABLE":         6,
-		"STORE_TIMEOUT":             7,
-		"BEARER_TOKEN_MISSING":      8,
-		"BEARER_TOKEN_INVALID":      9,
-		"UNHANDLED_EXCEPTION":       10,
-		"CONCURRENCY_LIMIT_REACHED": 11,
+		"ERROR_REASON_UNSPECIFIED":     0,
+		"FIELD_VIOLATION":              1,
+		"MALFORMED_REQUEST":            2,
+		"TODO_NOT_FOUND":               3,
+		"TODO_ALREADY_EXISTS":          4,
+		"CONCURRENT_MODIFICATION":      5,
+		"STORE_UNAVAILABLE":            6,
+		"STORE_TIMEOUT":                7,
+		"BEARER_TOKEN_MISSING":         8,
+		"BEARER_TOKEN_INVALID":         9,
+		"UNHANDLED_EXCEPTION":          10,
+		"CONCURRENCY_LIMIT_REACHED":    11,
+		"POLICY_DENIED":                12,
+		"QUOTA_EXCEEDED":               13,
+		"WATCH_LIMIT_REACHED":          14,
+		"REQUEST_TOO_LARGE":            15,
+		"STREAM_REQUEST_LIMIT_REACHED": 16,
+		"METHOD_NOT_FOUND":             17,
+		"HEALTH_SERVICE_UNKNOWN":       18,
+		"RESPONSE_TOO_LARGE":           19,
 	}
 )
 
@@ -189,7 +242,7 @@ var File_todo_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1atodo/v1/error_reason.proto\x12\atodo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\x86\x03\n" +
+	"\x1atodo/v1/error_reason.proto\x12\atodo.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto*\xf9\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x0fFIELD_VIOLATION\x10\x01\x1a\x04\xa8\xbb\x18\x03\x12\x1b\n" +
@@ -204,7 +257,15 @@ const file_todo_v1_error_reason_proto_rawDesc = "" +
 	"\x14BEARER_TOKEN_INVALID\x10\t\x1a\x04\xa8\xbb\x18\x10\x12\x1d\n" +
 	"\x13UNHANDLED_EXCEPTION\x10\n" +
 	"\x1a\x04\xa8\xbb\x18\r\x12#\n" +
-	"\x19CONCURRENCY_LIMIT_REACHED\x10\v\x1a\x04\xa8\xbb\x18\x0e\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
+	"\x19CONCURRENCY_LIMIT_REACHED\x10\v\x1a\x04\xa8\xbb\x18\x0e\x12\x17\n" +
+	"\rPOLICY_DENIED\x10\f\x1a\x04\xa8\xbb\x18\a\x12\x18\n" +
+	"\x0eQUOTA_EXCEEDED\x10\r\x1a\x04\xa8\xbb\x18\b\x12\x1d\n" +
+	"\x13WATCH_LIMIT_REACHED\x10\x0e\x1a\x04\xa8\xbb\x18\b\x12\x1b\n" +
+	"\x11REQUEST_TOO_LARGE\x10\x0f\x1a\x04\xa8\xbb\x18\b\x12&\n" +
+	"\x1cSTREAM_REQUEST_LIMIT_REACHED\x10\x10\x1a\x04\xa8\xbb\x18\b\x12\x1a\n" +
+	"\x10METHOD_NOT_FOUND\x10\x11\x1a\x04\xa8\xbb\x18\f\x12 \n" +
+	"\x16HEALTH_SERVICE_UNKNOWN\x10\x12\x1a\x04\xa8\xbb\x18\x05\x12\x1c\n" +
+	"\x12RESPONSE_TOO_LARGE\x10\x13\x1a\x04\xa8\xbb\x18\b\x1a\v\xa2\xbb\x18\atodo.v1:A\n" +
 	"\ferror_domain\x12\x1c.google.protobuf.EnumOptions\x18\xb4\x87\x03 \x01(\tR\verrorDomain:V\n" +
 	"\vstatus_code\x12!.google.protobuf.EnumValueOptions\x18\xb5\x87\x03 \x01(\x0e2\x10.google.rpc.CodeR\n" +
 	"statusCodeb\x06proto3"

@@ -47,6 +47,9 @@ class MongoTodoRepository(TodoRepository):
     def __init__(self, store: MongoStore) -> None:
         self._store = store
         self._collection = store.collection
+        # Motor runs each call in a thread of its own pool that a cancellation does not stop: the server keeps
+        # a cancelled call's slots until its database call has ended (grpc/handlers.py, `outlast`).
+        self.work_outlives_cancellation = store.settings.driver == "motor"
 
     async def add(self, entry: TodoEntry, request_id: str | None = None) -> TodoEntry:
         self._store.ensure_ready()
