@@ -40,11 +40,13 @@ TOXIPROXY := $(TOOLS)/toxiproxy-$(TOXIPROXY_VERSION)/toxiproxy-server
 # Prometheus, promtool, Alertmanager (amtool) and the blackbox exporter: Debian's
 # packages (`make monitoring-tools` installs them as root). Without root, point
 # these at your own builds (e.g. `go install github.com/prometheus/prometheus/cmd/...`).
-PROMETHEUS ?= /usr/bin/prometheus
-PROMTOOL ?= /usr/bin/promtool
-ALERTMANAGER ?= /usr/bin/prometheus-alertmanager
-AMTOOL ?= /usr/bin/amtool
-BLACKBOX_EXPORTER ?= /usr/bin/prometheus-blackbox-exporter
+# Debian's binaries: installed ones (/usr/bin), else unpacked for a developer without root (.tools/debian).
+MONITORING_BIN := $(if $(wildcard /usr/bin/promtool),/usr/bin,$(TOOLS)/debian/usr/bin)
+PROMETHEUS ?= $(MONITORING_BIN)/prometheus
+PROMTOOL ?= $(MONITORING_BIN)/promtool
+ALERTMANAGER ?= $(MONITORING_BIN)/prometheus-alertmanager
+AMTOOL ?= $(MONITORING_BIN)/amtool
+BLACKBOX_EXPORTER ?= $(MONITORING_BIN)/prometheus-blackbox-exporter
 MONITORING_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 # checkov lives in its own virtual environment, pinned with hashes in
 # tools/checkov/requirements.txt: about 100 packages that stay out of uv.lock.
@@ -164,15 +166,22 @@ tools: $(GRPCURL) $(FERRETDB) $(GRPC_HEALTH_PROBE) $(GHZ) $(H2FLOOD) $(AUTHZCHEC
 
 # Debian's Prometheus, Alertmanager and blackbox exporter (promtool, the
 # real-Prometheus test, the prober): installed with apt-get when missing and
-# running as root (CI); otherwise the message says what to install or set.
+# running as root (CI); without root, the packages are downloaded (apt-get
+# download) and unpacked into .tools/debian; if even that fails, the message
+# says what to install or set.
 monitoring-tools: ## Install Prometheus, promtool, Alertmanager and the blackbox exporter (Debian packages) when missing
 	@missing=""; for tool in $(PROMETHEUS) $(PROMTOOL) $(ALERTMANAGER) $(AMTOOL) $(BLACKBOX_EXPORTER); do \
 	  [[ -x $$tool ]] || missing="$$missing $$tool"; done; \
 	if [[ -n $$missing ]]; then \
 	  if [[ $$(id -u) -ne 0 ]]; then \
-	    echo "make: missing$$missing: run 'sudo apt-get install $(MONITORING_PACKAGES)', or set PROMETHEUS, PROMTOOL, ALERTMANAGER, AMTOOL and BLACKBOX_EXPORTER to your own builds" >&2; exit 1; fi; \
-	  echo "make: installing Debian's $(MONITORING_PACKAGES) (first run only)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) >/dev/null; \
+	    echo "make: unpacking Debian's $(MONITORING_PACKAGES) into .tools/debian (no root: apt-get download, first run only)"; \
+	    mkdir -p $(TOOLS)/debian/debs && (cd $(TOOLS)/debian/debs && apt-get download -qq $(MONITORING_PACKAGES)) \
+	      && for deb in $(TOOLS)/debian/debs/*.deb; do dpkg-deb -x "$$deb" $(TOOLS)/debian; done \
+	      || { echo "make: missing$$missing: run 'sudo apt-get install $(MONITORING_PACKAGES)', or set PROMETHEUS, PROMTOOL, ALERTMANAGER, AMTOOL and BLACKBOX_EXPORTER to your own builds" >&2; exit 1; }; \
+	  else \
+	    echo "make: installing Debian's $(MONITORING_PACKAGES) (first run only)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) >/dev/null; \
+	  fi; \
 	fi
 
 # Renders deploy/kubernetes/overlays/* for tests/deploy/test_kubernetes.py and `make kubernetes`.
