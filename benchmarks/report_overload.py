@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import fmt
+from todo_client import DEFAULT_OVERLOAD_POLICY
 
 Out = Callable[[str], None]
 
@@ -51,8 +52,9 @@ def _busy(section: dict[str, Any], out: Out) -> None:
         return
     out(
         "### One busy, well-behaved caller with 64 calls at once (unthrottled, GetTodo): defaults / before = "
-        f"**{fmt(busy['ratio']['client'], 3)}** for the project's Python client (now 4 connections and its "
-        f"stream budget; before, one connection), **{fmt(busy['ratio']['ghz'], 3)}** for ghz on one connection"
+        f"**{fmt(busy['ratio']['client'], 3)}** for the project's Python client (now "
+        f"{DEFAULT_OVERLOAD_POLICY.connections} connections of {DEFAULT_OVERLOAD_POLICY.streams_per_connection} "
+        f"streams; before, one connection), **{fmt(busy['ratio']['ghz'], 3)}** for ghz on one connection"
     )
     out("")
     out("| caller | settings | OK/s (median) | per round | outcomes (last round) |")

@@ -16,7 +16,6 @@ import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -29,7 +28,7 @@ from service.bootstrap import bootstrap
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.support.metrics import scrape, value
-from tests.support.process import ServiceProcess
+from tests.support.process import ServiceProcess, rss_mib
 from tests.support.rich_status import decode
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -38,13 +37,6 @@ OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
 PER_PEER = 4
 TOTAL = 10
 server_registry: dict[int, CollectorRegistry] = {}  # the metrics of each test server, by port
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -23,7 +22,7 @@ from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import RunningServer, start_server
 from tests.support.fakes import GatedReads
 from tests.support.metrics import scrape, value
-from tests.support.process import ServiceProcess
+from tests.support.process import ServiceProcess, rss_mib
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 from todo_client.errors import error_from_rpc
@@ -118,13 +117,6 @@ async def test_the_health_listener_serves_grpc_health_only(crowded: tuple[Runnin
             health_pb2.HealthCheckRequest(service="liveness"), timeout=5
         )
         assert response.status == health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 @pytest.mark.process

@@ -25,7 +25,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.process import ServiceProcess, installed_tool
+from tests.support.process import ServiceProcess, installed_tool, rss_mib
 from todo.v1 import todo_service_pb2 as pb
 from todo.v1 import todo_service_pb2_grpc as pb_grpc
 
@@ -88,13 +88,6 @@ def served_meanwhile(address: str, health_address: str, until: threading.Event) 
                             health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status
                         )
     return seen
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def run_flood_with_bystander(
