@@ -18,7 +18,7 @@ import pytest
 from service.bootstrap import bootstrap
 from service.infrastructure.config import ServerSettings, Settings
 from service.infrastructure.grpc.server import start_server
-from tests.support.fakes import GatedReads
+from tests.support.fakes import GatedReads, ManualClock
 from tests.support.servers import todo_server
 from todo.v1 import todo_service_pb2 as pb
 from todo_client import OverloadPolicy, ThrottledError, TodoClient, UnavailableError
@@ -26,23 +26,13 @@ from todo_client import overload as overload_module
 from todo_client.overload import AdaptiveThrottle, ConnectionSlots
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr("todo_client.overload.time.monotonic", fake)
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    return ManualClock.patch(monkeypatch, "todo_client.overload.time.monotonic", now=500.0)
 
 
 class TestAdaptiveThrottle:
-    def test_a_new_client_or_one_that_is_served_never_refuses(self, clock: Clock) -> None:
+    def test_a_new_client_or_one_that_is_served_never_refuses(self, clock: ManualClock) -> None:
         throttle = AdaptiveThrottle(ratio=2.0, window_seconds=10, padding=8)
         assert throttle.probability() == 0.0
         for _ in range(1000):
@@ -50,7 +40,7 @@ class TestAdaptiveThrottle:
             throttle.accepted()
         assert throttle.rejected == 0
 
-    def test_the_refusal_probability_follows_requests_and_accepts(self, clock: Clock) -> None:
+    def test_the_refusal_probability_follows_requests_and_accepts(self, clock: ManualClock) -> None:
         throttle = AdaptiveThrottle(ratio=2.0, window_seconds=10, padding=8)
         for _ in range(25):
             throttle.accepted()
@@ -60,7 +50,7 @@ class TestAdaptiveThrottle:
         assert throttle.probability() == pytest.approx(50 / 108)
 
     def test_it_refuses_about_that_share_and_counts_what_it_refused(
-        self, clock: Clock, monkeypatch: pytest.MonkeyPatch
+        self, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(overload_module, "random", random.Random(7))  # noqa: S311 (a seeded draw)
         throttle = AdaptiveThrottle(ratio=1.0, window_seconds=10, padding=0)
@@ -70,7 +60,7 @@ class TestAdaptiveThrottle:
         assert allowed < 20  # the probability starts at 1 and stays there: nothing is accepted
         assert throttle.rejected == 200 - allowed
 
-    def test_it_holds_back_until_enough_calls_ended(self, clock: Clock) -> None:
+    def test_it_holds_back_until_enough_calls_ended(self, clock: ManualClock) -> None:
         throttle = AdaptiveThrottle(ratio=2.0, window_seconds=10, padding=8, minimum=20)
         for _ in range(19):
             throttle.refused()
@@ -78,7 +68,7 @@ class TestAdaptiveThrottle:
         throttle.refused()
         assert throttle.probability() == pytest.approx(20 / 28)
 
-    def test_history_leaves_the_window(self, clock: Clock) -> None:
+    def test_history_leaves_the_window(self, clock: ManualClock) -> None:
         throttle = AdaptiveThrottle(ratio=2.0, window_seconds=10, padding=8)
         for _ in range(100):
             throttle.refused()

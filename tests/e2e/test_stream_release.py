@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -46,16 +45,6 @@ class TimingOutReads(InMemoryTodoRepository):
         async with self._database_call():
             await asyncio.sleep(0)
             raise TimeoutError("timed out")
-
-
-@pytest.fixture
-def no_garbage_collection() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def server(repository: InMemoryTodoRepository) -> RunningServer:

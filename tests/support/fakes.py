@@ -8,6 +8,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from service.domain.todo_entry import TodoEntry
 from service.infrastructure.persistence.memory.todo_entry import InMemoryTodoRepository
 
@@ -107,3 +109,20 @@ class ThreadedReads(InMemoryTodoRepository):
     async def get(self, entry_id: str) -> TodoEntry:
         await asyncio.get_running_loop().run_in_executor(None, self._read)
         return await super().get(entry_id)
+
+
+class ManualClock:
+    """A stand-in for time.monotonic that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    @classmethod
+    def patch(cls, monkeypatch: pytest.MonkeyPatch, target: str, now: float = 1000.0) -> ManualClock:
+        """Install a clock at ``target`` (a dotted path to a module's ``time.monotonic``) for one test."""
+        clock = cls(now)
+        monkeypatch.setattr(target, clock)
+        return clock

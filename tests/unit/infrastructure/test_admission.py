@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from service.infrastructure.grpc.admission import QUIET_SECONDS, Admission
+from tests.support.fakes import ManualClock
 
 
 class Refusals:
@@ -17,19 +18,9 @@ class Refusals:
         self.points.append((point, reason))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr("service.infrastructure.grpc.admission.time.monotonic", fake)
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    return ManualClock.patch(monkeypatch, "service.infrastructure.grpc.admission.time.monotonic")
 
 
 def test_calls_over_the_limit_are_refused_and_counted_until_a_slot_is_left() -> None:
@@ -45,7 +36,7 @@ def test_calls_over_the_limit_are_refused_and_counted_until_a_slot_is_left() -> 
 
 
 def test_shedding_logs_one_line_when_it_starts_and_one_when_it_has_been_quiet(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     admission = Admission(1)
     caplog.set_level(logging.INFO, logger="service.overload")

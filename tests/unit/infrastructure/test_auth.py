@@ -13,6 +13,7 @@ import pytest
 from service.infrastructure.auth import TokenAuthenticator, TokenCheck
 from service.infrastructure.config import read_tokens
 from service.infrastructure.observability.metrics import Metrics
+from tests.support.fakes import ManualClock
 
 TOKEN = "tok-unit-7c1e-4b9d0a2f"  # noqa: S105 (a throwaway test value)
 OTHER = "tok-unit-other-92ab"
@@ -22,21 +23,9 @@ def bearer(token: str) -> list[tuple[str, str | bytes]]:
     return [("authorization", f"Bearer {token}")]
 
 
-class Clock:
-    """time.monotonic, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr("service.infrastructure.auth.time.monotonic", fake)
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    return ManualClock.patch(monkeypatch, "service.infrastructure.auth.time.monotonic")
 
 
 def sample(metrics: Metrics, name: str) -> float:
@@ -71,7 +60,7 @@ def break_unreadable(path: Path) -> None:
     ids=lambda function: function.__name__.removeprefix("break_"),
 )
 def test_an_unusable_file_refuses_every_token_until_it_is_valid_again(
-    tmp_path: Path, clock: Clock, json_log: io.StringIO, break_file: Callable[[Path], None]
+    tmp_path: Path, clock: ManualClock, json_log: io.StringIO, break_file: Callable[[Path], None]
 ) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"{TOKEN}\n{OTHER}\n")
@@ -104,7 +93,7 @@ def test_an_unusable_file_refuses_every_token_until_it_is_valid_again(
     assert sample(metrics, "todo_auth_tokens") == 1
 
 
-def test_a_removed_token_is_refused_at_the_next_check_not_before(tmp_path: Path, clock: Clock) -> None:
+def test_a_removed_token_is_refused_at_the_next_check_not_before(tmp_path: Path, clock: ManualClock) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"{TOKEN}\n{OTHER}\n")
     authenticator = TokenAuthenticator(read_tokens(str(path)), reload_seconds=5.0)
@@ -116,7 +105,7 @@ def test_a_removed_token_is_refused_at_the_next_check_not_before(tmp_path: Path,
     assert authenticator.check(bearer(OTHER)) is TokenCheck.VALID
 
 
-def test_an_unreadable_file_refuses_every_token(tmp_path: Path, clock: Clock) -> None:
+def test_an_unreadable_file_refuses_every_token(tmp_path: Path, clock: ManualClock) -> None:
     if os.geteuid() == 0:
         # root reads a 0000 file anyway; the unreadable case is covered by invalid UTF-8 above
         path = tmp_path / "tokens"
