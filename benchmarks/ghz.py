@@ -10,6 +10,7 @@ their deadline, the goodput.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,25 @@ def ghz(
     seconds: float,
 ) -> GhzResult:
     """One ghz run of `seconds` against 127.0.0.1:`port`; waits for it."""
+    return ghz_run(protoset, port, method, data, who, cpus=cpus, out=out, seconds=seconds)()
+
+
+def ghz_run(
+    protoset: Path,
+    port: int,
+    method: str,
+    data: str,
+    who: Callers,
+    *,
+    cpus: str,
+    out: Path,
+    seconds: float,
+) -> Callable[[], GhzResult]:
+    """Run ghz and wait for it; the result is read when the returned function is called.
+
+    A flood's report holds every call (about 100,000): reading it takes this process a second or
+    more of CPU, on any core, so a step that goes on measuring reads it afterwards.
+    """
     argv = [
         str(GHZ), "--insecure", "--protoset", str(protoset), "--call", f"todo.v1.TodoService.{method}", "-d", data,
         "--connections", str(who.connections), "-c", str(who.callers), "-t", f"{who.deadline_ms}ms",
@@ -99,8 +119,13 @@ def ghz(
     if who.nice:
         argv = ["nice", "-n", str(who.nice), *argv]
     done = run_measured(argv, cpus, seconds + 120)
+    return lambda: _read(out, seconds, done.returncode, done.stderr, done.cpu / done.wall if done.wall else 0.0)
+
+
+def _read(out: Path, seconds: float, returncode: int, stderr: str, cpu: float) -> GhzResult:
+    """ghz's JSON report, every call with its start time and outcome."""
     if not out.exists():
-        return GhzResult(seconds, 0, {}, [], [], [], 0.0, 0.0, error=f"ghz ({done.returncode}): {done.stderr[-400:]}")
+        return GhzResult(seconds, 0, {}, [], [], [], 0.0, 0.0, error=f"ghz ({returncode}): {stderr[-400:]}")
     report = json.loads(out.read_text())
     out.unlink()
     latencies: list[float] = []
@@ -123,7 +148,7 @@ def ghz(
         ok_times=times,
         calls=calls,
         rps=float(report.get("rps", 0.0)),
-        cpu=done.cpu / done.wall if done.wall else 0.0,
+        cpu=cpu,
     )
 
 

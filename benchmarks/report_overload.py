@@ -95,7 +95,7 @@ def _steps(section: dict[str, Any], out: Out) -> None:
 def _recovery(section: dict[str, Any], out: Out) -> None:
     if section.get("recovery"):
         out(
-            "### Recovery: a steady 0.5x caller (ghz, 16 connections, 100 callers, 100 ms deadlines) through a 9 s "
+            f"### Recovery: a steady 0.5x caller (ghz, {_callers(section.get('steady'))}) through a 9 s "
             "flood at ghz's full "
             "rate, and after it (share of its calls OK, by when they were started)"
         )
@@ -173,3 +173,9 @@ def _health(health: dict[str, Any] | None) -> str:
     )
     checks = sum(probe["checks"] for probe in health.values())
     return f"{fmt(worst, 1)} ({bad} of {checks})"
+
+
+def _callers(shape: dict[str, Any] | None) -> str:
+    """A ghz caller shape as recorded in the section (runs before it was recorded: 4 connections)."""
+    shape = shape or {"connections": 4, "callers": 100, "deadline_ms": 100}
+    return f"{shape['connections']} connections, {shape['callers']} callers, {shape['deadline_ms']} ms deadlines"

@@ -52,7 +52,7 @@ from google.protobuf import descriptor_pb2
 from benchmarks.common import BENCH, REPO, Report, free_port, log
 from benchmarks.context import Bench
 from benchmarks.environment import installed_version, latest_version, make_venv
-from benchmarks.ghz import Callers, GhzResult, ghz
+from benchmarks.ghz import Callers, GhzResult, ghz, ghz_run
 from benchmarks.grpc_calls import ensure_entry, handled_codes, wait_serving, write_b0_responses
 from benchmarks.launch import Server, loop_flag, start_b0, start_service
 from benchmarks.procs import CpuQuota, Proc, run_measured
@@ -67,6 +67,9 @@ COOPERATING_QUOTA_PERCENT = 10.0
 # on other machines, which the flood's own CPU use would not slow down.
 FLOOD = Callers(connections=8, callers=1000, deadline_ms=100, nice=10)
 VICTIM = Callers(connections=1, callers=10, deadline_ms=100, rate=100.0)
+# The recovery step's steady caller (its rate: half the capacity): at most 100 calls in flight over 16
+# connections, well under their stream limit, as a compliant caller keeps.
+STEADY = Callers(connections=16, callers=100, deadline_ms=100)
 STEPS = (0.5, 1.0, 2.0, 4.0, 0.0)  # multiples of capacity; 0: as fast as ghz goes
 GET = '{"id":"bench-get"}'
 # The service as configured before issue 19: 100 streams per connection, gRPC's overload protection off.
@@ -82,7 +85,12 @@ H2FLOOD = REPO / ".tools" / "bin" / "h2flood"
 
 
 def run(bench: Bench, report: Report) -> None:
-    section: dict[str, Any] = {"quota_percent": QUOTA_PERCENT, "flood": asdict(FLOOD), "victim": asdict(VICTIM)}
+    section: dict[str, Any] = {
+        "quota_percent": QUOTA_PERCENT,
+        "flood": asdict(FLOOD),
+        "victim": asdict(VICTIM),
+        "steady": asdict(STEADY),
+    }
     report["overload"] = section
     protoset = _protoset(bench.work)
     responses = bench.work / "overload-responses"
@@ -461,18 +469,19 @@ def _recovery(bench: Bench, protoset: Path, server: Server, capacity: float) -> 
             server.port,
             "GetTodo",
             GET,
-            Callers(connections=4, callers=100, deadline_ms=100, rate=steady_rate),
+            replace(STEADY, rate=steady_rate),
             cpus=bench.load_cpu,
             out=bench.work / "steady.json",
             seconds=flood_seconds + after + 1,
         )
     )
     time.sleep(1.0)
-    flooded = ghz(
+    read_flood = ghz_run(
         protoset, server.port, "GetTodo", GET, FLOOD, cpus=bench.load_cpu, out=bench.work / "recovery-flood.json",
         seconds=flood_seconds,
     )  # fmt: skip
     result: GhzResult = steady()
+    flooded = read_flood()  # after the steady caller: reading the flood's report takes a second of CPU
     flood_end = 1.0 + flood_seconds  # seconds after the steady caller's first call
     bin_seconds = 0.25
     bins: list[float | None] = []
