@@ -15,8 +15,8 @@ What it protects: calls that wait on something other than this process's CPU
 (gRPC runs the handler then), and a refusal made here costs the server about
 as much CPU as serving the call would (benchmarks: f of about 1 with the
 in-memory store), so it is no shield against a CPU flood: gRPC core's
-per-connection stream limit and overload protection are (see the README's
-Overload). With the in-memory store a handler never waits, so the cap is
+per-connection stream limit and overload protection are (see docs/overload.md).
+With the in-memory store a handler never waits, so the cap is
 never reached.
 
 The first refusal after a quiet spell logs one WARNING line ("shedding"), and

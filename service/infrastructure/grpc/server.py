@@ -158,7 +158,7 @@ def server_options(knobs: ServerSettings, reuse_port: bool) -> list[tuple[str, i
         # Calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a
         # connection cannot make the server hold more; a compliant client queues the rest at
         # no cost to the server. Small on purpose: it bounds how long a call waits behind a
-        # flood on other connections (see the README's Overload).
+        # flood on other connections (see docs/overload.md).
         ("grpc.max_concurrent_streams", knobs.max_concurrent_streams),
         # gRPC core's default: streams over the limit (counting streams whose calls Python has
         # not released yet) are refused with RST_STREAM(REFUSED_STREAM) before a call exists,

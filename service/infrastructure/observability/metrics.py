@@ -221,7 +221,7 @@ class Metrics:
             "todo_overload_refused",
             "Calls the service refused because of load or a caller's limit, by where (point: admission, quota, "
             "health_watch, reflection) and why (reason). "
-            "Streams gRPC core refuses over TODO_MAX_CONCURRENT_STREAMS are not seen here (see the README's Overload).",
+            "Streams gRPC core refuses over TODO_MAX_CONCURRENT_STREAMS are not seen here (see docs/overload.md).",
             ["point", "reason"],
             registry=registry,
         )
