@@ -125,9 +125,10 @@ async def collect_garbage(interval: float) -> None:
     Python lets go of the call. A call kept alive by a reference cycle (grpc.aio's
     cancellation paths make some; the service's own handler leaves none) is let go
     of only by a collection, and Python's own, driven by allocations, may come
-    seconds later: measured under a flood, a steady caller's calls were refused at
-    the stream limit for seconds after it (0.3-0.9 of them OK per 250 ms; with this,
-    1.0 from the first 250 ms). The young generations hold those calls; a full
+    seconds later: measured under a flood, a steady caller that kept its connections
+    at the stream limit had its calls refused for seconds after it (0.3-0.9 of them
+    OK per 250 ms; with this, 1.0 from the first 250 ms; a caller under the limit
+    needs none of it). The young generations hold those calls; a full
     collection would also walk every entry of a large in-memory store (measured:
     CreateTodo cost 374 instead of 216 us of CPU with one every 0.25 s), this one
     about 0.1 ms.
