@@ -174,11 +174,6 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     """A status with trailers of our own choosing (as grpcio-status builds its own)."""
 
 
-def plain_status(code: grpc.StatusCode, details: str) -> grpc.Status:
-    """A status without details (what gRPC itself would send)."""
-    return _Status(code, details, ())
-
-
 @functools.cache  # the same for every refused call: built once, not while the server is overloaded
 def concurrency_limit_status(limit: int, retry_after_seconds: float) -> grpc.Status:
     """UNAVAILABLE (CONCURRENCY_LIMIT_REACHED) with a RetryInfo and the same delay as gRPC's retry pushback."""
@@ -199,10 +194,15 @@ def malformed_request_status() -> grpc.Status:
     )
 
 
-@functools.cache  # one per limit
+@functools.lru_cache(maxsize=64)  # a few reasons and configured limits: built once, not per refused call
+def limit_status(reason: Reason, message: str, limit: int) -> grpc.Status:
+    """The status of a request over a fixed limit: `reason`, `message` and the limit in the ErrorInfo."""
+    return rich_status(reason, message, metadata={"limit": str(limit)})
+
+
 def response_too_large_status(limit: int) -> grpc.Status:
-    return rich_status(
+    return limit_status(
         ErrorReason.RESPONSE_TOO_LARGE,
         f"the response would be larger than the server may send ({limit} bytes, TODO_MAX_SEND_MESSAGE_BYTES)",
-        metadata={"limit": str(limit)},
+        limit,
     )

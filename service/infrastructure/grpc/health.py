@@ -25,6 +25,7 @@ no reference cycle holding the call (see handlers.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from typing import Any, Protocol, TypeAlias
 
@@ -32,7 +33,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2
 
-from service.infrastructure.grpc.errors import ErrorReason, malformed_request_status, rich_status
+from service.infrastructure.grpc.errors import ErrorReason, limit_status, malformed_request_status, rich_status
 from service.infrastructure.grpc.handlers import abort_quietly, peer_host
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -61,17 +62,21 @@ class WatchObserver(Protocol):
 
 
 def _too_large() -> grpc.Status:
-    return rich_status(
-        ErrorReason.REQUEST_TOO_LARGE,
-        f"a health request is at most {MAX_REQUEST_BYTES} bytes",
-        metadata={"limit": str(MAX_REQUEST_BYTES)},
+    return limit_status(
+        ErrorReason.REQUEST_TOO_LARGE, f"a health request is at most {MAX_REQUEST_BYTES} bytes", MAX_REQUEST_BYTES
     )
 
 
 def _unknown(name: str) -> grpc.Status:
-    return rich_status(ErrorReason.HEALTH_SERVICE_UNKNOWN, "unknown service name", metadata={"service": name[:64]})
+    return _unknown_clipped(name[:64])
 
 
+@functools.lru_cache(maxsize=256)  # a Check needs no token: an unknown name is not worth a new status each time
+def _unknown_clipped(name: str) -> grpc.Status:
+    return rich_status(ErrorReason.HEALTH_SERVICE_UNKNOWN, "unknown service name", metadata={"service": name})
+
+
+@functools.cache  # two scopes and the configured limits
 def _watch_limit(scope: str, limit: int) -> grpc.Status:
     whom = "your address holds" if scope == "peer" else "the server holds"
     return rich_status(
@@ -100,14 +105,10 @@ class HealthService:
         self._observer = observer
         self._watches = 0
         self._by_peer: dict[str, int] = {}
-        self._too_large = _too_large()
 
     @property
     def open_watches(self) -> int:
         return self._watches
-
-    def status(self, name: str) -> ServingStatus:
-        return self._statuses[name]
 
     async def set(self, name: str, status: ServingStatus) -> None:
         """Set the status of a known name (ignored once graceful shutdown began)."""
@@ -132,7 +133,7 @@ class HealthService:
     def _parse(self, raw: bytes) -> str | grpc.Status:
         """The requested name, or the status refusing the request."""
         if len(raw) > MAX_REQUEST_BYTES:
-            return self._too_large
+            return _too_large()
         try:
             name: str = health_pb2.HealthCheckRequest.FromString(raw).service
         except DecodeError:

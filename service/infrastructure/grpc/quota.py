@@ -60,12 +60,6 @@ class Quotas:
         self._in_flight: dict[str, int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, at)
 
-    def limits(self, principal: str) -> QuotaLimits:
-        return self._overrides.get(principal, self._default)
-
-    def in_flight(self, principal: str) -> int:
-        return self._in_flight.get(principal, 0)
-
     def try_enter(self, principal: str) -> grpc.Status | None:
         """Take a slot of `principal`'s share (and a token of its rate); the refusal status when it cannot."""
         limits = self._overrides.get(principal, self._default)

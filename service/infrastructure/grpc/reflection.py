@@ -26,7 +26,6 @@ it), and both services share one servicer and the v1alpha wire codec.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, cast
@@ -40,7 +39,7 @@ from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionRequest as Request
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionResponse as Response
 
-from service.infrastructure.grpc.errors import ErrorReason, malformed_request_status, rich_status
+from service.infrastructure.grpc.errors import ErrorReason, limit_status, malformed_request_status
 from service.infrastructure.grpc.handlers import abort_quietly, request_id_of
 from service.infrastructure.grpc.observer import MethodObserver, RpcObserver
 from service.infrastructure.observability.logs import request_id_var
@@ -298,21 +297,17 @@ class ReflectionServicer:
         return {METHOD_NAME: grpc.stream_stream_rpc_method_handler(self.ServerReflectionInfo)}
 
 
-@functools.cache
 def _too_large() -> grpc.Status:
-    return rich_status(
-        ErrorReason.REQUEST_TOO_LARGE,
-        f"a reflection request is at most {MAX_REQUEST_BYTES} bytes",
-        metadata={"limit": str(MAX_REQUEST_BYTES)},
+    return limit_status(
+        ErrorReason.REQUEST_TOO_LARGE, f"a reflection request is at most {MAX_REQUEST_BYTES} bytes", MAX_REQUEST_BYTES
     )
 
 
-@functools.cache
 def _too_many() -> grpc.Status:
-    return rich_status(
+    return limit_status(
         ErrorReason.STREAM_REQUEST_LIMIT_REACHED,
         f"a reflection stream answers at most {MAX_REQUESTS_PER_STREAM} requests; open a new one",
-        metadata={"limit": str(MAX_REQUESTS_PER_STREAM)},
+        MAX_REQUESTS_PER_STREAM,
     )
 
 

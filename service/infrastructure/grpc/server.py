@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2
 
 from service.infrastructure.config import ServerSettings, Settings, TlsSettings
-from service.infrastructure.grpc.health import HEALTH_SERVICE_NAME, HealthService
+from service.infrastructure.grpc.health import HEALTH_SERVICE_NAME, NOT_SERVING, SERVING, HealthService
 from service.infrastructure.grpc.reflection import enable_reflection
 from service.infrastructure.grpc.todo_entry import SERVICE_NAME, TodoApi
 from service.infrastructure.startup import StartupError
@@ -40,7 +39,7 @@ class RunningServer:
 
     async def set_serving(self, serving: bool) -> None:
         """Report readiness (the liveness name is SERVING from the start)."""
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = SERVING if serving else NOT_SERVING
         for name in READINESS_NAMES:
             await self.health.set(name, status)
 
@@ -111,7 +110,7 @@ async def start_server(api: TodoApi, settings: Settings) -> RunningServer:
         health_port = _bind(health_server, settings.health_address, None, " (health)")
         await health_server.start()
     await server.start()
-    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(LIVENESS, SERVING)
     return RunningServer(
         server=server, port=port, health=health_servicer, health_server=health_server, health_port=health_port
     )
