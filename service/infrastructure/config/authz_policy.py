@@ -186,7 +186,7 @@ def parse_policy(text: str) -> Policy:
     """A policy from its JSON text; ConfigError saying what is wrong."""
     try:
         raw = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply for the parser
         raise ConfigError(f"is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError("must hold a JSON object")

@@ -18,6 +18,8 @@ from typing import Any
 from service.infrastructure.config.reader import ConfigError, Described
 
 MAX_QUOTA_FILE_BYTES = 1024 * 1024
+MAX_QUOTA_NUMBER = 1_000_000  # as the environment's rows allow
+MIN_RATE = 0.001  # calls per second; below it a refusal's RetryInfo (seconds until a token) would overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +39,19 @@ def _number(raw: Mapping[str, Any], key: str, where: str, whole: bool) -> float 
     if key not in raw:
         return None
     value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (whole and value != int(value)):
+    # Finite and bounded like the environment's rows: NaN, Infinity and 1e400 are refused, not read as "no limit"
+    # or an overflow; a rate is 0 (none) or at least MIN_RATE, so a refusal's RetryInfo stays finite.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_QUOTA_NUMBER
+        or (whole and value != int(value))
+        or (key == "rate_per_second" and 0 < value < MIN_RATE)
+    ):
         kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{where}.{key} must be {kind}, 0 or more")
+        raise ConfigError(
+            f"{where}.{key} must be {kind}, 0 or more (at most {MAX_QUOTA_NUMBER:,}; a rate 0 or {MIN_RATE:g}+)"
+        )
     return float(value)
 
 
@@ -47,7 +59,7 @@ def parse_quotas(text: str) -> dict[str, dict[str, float]]:
     """The overrides of a quota file, per principal: the fields it sets (ConfigError saying what is wrong)."""
     try:
         raw = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply for the parser
         raise ConfigError(f"is not valid JSON: {error}") from None
     if not isinstance(raw, dict) or set(raw) - {"principals"} or not isinstance(raw.get("principals"), dict):
         raise ConfigError('must hold {"principals": {"<principal>": {...}}}')

@@ -32,7 +32,7 @@ from service.infrastructure.config.credentials import (
     secret_or_file,
     tls_settings,
 )
-from service.infrastructure.config.quotas import QUOTA_FILE
+from service.infrastructure.config.quotas import MIN_RATE, QUOTA_FILE
 from service.infrastructure.config.reader import (
     ADDRESS,
     BOOLEAN,
@@ -67,8 +67,8 @@ def _rate(value: str) -> float:
         rate = float(value)
     except ValueError:
         raise ConfigError("is not a number of calls per second") from None
-    if not 0 <= rate <= 1_000_000:
-        raise ConfigError("must be between 0 and 1,000,000 calls per second")
+    if not (rate == 0 or MIN_RATE <= rate <= 1_000_000):  # below MIN_RATE a refusal's RetryInfo would overflow
+        raise ConfigError(f"must be 0 (no limit) or between {MIN_RATE:g} and 1,000,000 calls per second")
     return rate
 
 
