@@ -206,8 +206,9 @@ class ConnectionSlots:
             timer.cancel()
             if not waiter.done():
                 waiter.cancel()
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+            if waiter.cancelled():  # never handed a slot, so still queued (a handed one was popped already);
+                with contextlib.suppress(ValueError):  # the oldest waiters time out first: found near the front
+                    self._waiters.remove(waiter)
 
     def give_back(self, index: int) -> None:
         """The call on channel `index` ended: hand its slot to the first waiter, else free it."""
