@@ -19,6 +19,7 @@ from service.infrastructure.config.reader import ConfigError, Described
 
 MAX_POLICY_BYTES = 1024 * 1024
 _MAX_REMEMBERED = 4096  # decisions a policy without header rules remembers
+_MAX_REMEMBERED_PATH = 256  # real method paths are about 40 characters; :path may be 8 KiB or more
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class Policy:
         self._decided: dict[tuple[tuple[str, ...], bool, str], Decision] = {}
 
     def decide(self, principal: Principal, path: str, metadata: Iterable[tuple[str, str | bytes]]) -> Decision:
-        if not self._headers:
+        if not self._headers and len(path) <= _MAX_REMEMBERED_PATH:  # a long path (any caller's) is decided, not kept
             remembered = (principal.identities, principal.authenticated, path)
             decision = self._decided.get(remembered)
             if decision is None:

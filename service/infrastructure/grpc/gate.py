@@ -39,13 +39,16 @@ class DenialCounter(Protocol):
     def authz_denied(self, principal: str) -> None: ...
 
 
-@functools.lru_cache(maxsize=1024)
 def policy_denied_status(principal: str, path: str) -> grpc.Status:
-    shown = principal[:128]
+    return _policy_denied(principal[:128], path[:128])
+
+
+@functools.lru_cache(maxsize=1024)  # keyed by what is shown: a long path is not kept whole
+def _policy_denied(shown: str, path: str) -> grpc.Status:
     return rich_status(
         ErrorReason.POLICY_DENIED,
-        f"the authorization policy does not let {shown!r} call {path[:128]}",
-        metadata={"principal": shown, "method": path[:128]},
+        f"the authorization policy does not let {shown!r} call {path}",
+        metadata={"principal": shown, "method": path},
     )
 
 
