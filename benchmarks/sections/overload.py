@@ -110,7 +110,7 @@ def run(bench: Bench, report: Report) -> None:
         for server in servers.values():
             quota.add(server.proc)
         section["quota_percent"] = round(quota.percent, 1)
-        capacity = {name: _capacity(bench, server, seconds) for name, server in servers.items()}
+        capacity = {name: _capacity(bench, protoset, server, seconds) for name, server in servers.items()}
         section["capacity_rps"] = {name: round(value) for name, value in capacity.items()}
         log(f"overload: capacity under the quota {section['capacity_rps']}")
         section["steps"] = {
@@ -126,7 +126,7 @@ def run(bench: Bench, report: Report) -> None:
             variant = _service(bench, "overload-lever", env)
             ensure_entry(variant.port, "bench-get")
             quota.add(variant.proc)
-            lever_capacity = _capacity(bench, variant, seconds)
+            lever_capacity = _capacity(bench, protoset, variant, seconds)
             section["levers"][lever] = {
                 "capacity_rps": round(lever_capacity),
                 "steps": [_step(bench, protoset, variant, lever_capacity, m, seconds) for m in (2.0, 0.0)],
@@ -193,14 +193,13 @@ def _h2load_completed(bench: Bench, port: int, body: Path, argv_extra: list[str]
     return int(totals[4]), done.wall
 
 
-def _capacity(bench: Bench, server: Server, seconds: float) -> float:
+def _capacity(bench: Bench, protoset: Path, server: Server, seconds: float) -> float:
     """GetTodo calls answered per second at saturation by callers shaped like the flood's: ghz, 16 connections
     x 8 callers (under the stream limit), 5 s deadlines; the best of two runs.
 
     h2load would give a higher figure under a CPU quota (its 64 x 8 streams queue more calls per wake-up of
     the server), one that ghz-shaped traffic never gets: 0.5x of it was 0.9x for the recovery caller.
     """
-    protoset = _protoset(bench.work)
     shape = Callers(connections=16, callers=128, deadline_ms=5000)
     rates = [
         ghz(protoset, server.port, "GetTodo", GET, shape, cpus=bench.load_cpu, out=bench.work / "capacity.json",
