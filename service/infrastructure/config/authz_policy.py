@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.infrastructure.config.credentials import file_signature
+from service.infrastructure.config.credentials import file_signature, read_text
 from service.infrastructure.config.reader import ConfigError, Described
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -210,15 +210,9 @@ def read_policy(path: str) -> tuple[Policy, tuple[int, int, int]]:
     """The policy in the file at `path` and the file's signature; ConfigError when it cannot be used."""
     try:
         signature = file_signature(os.stat(path))
-        if signature[1] > MAX_POLICY_BYTES:
-            raise ConfigError(f"is larger than {MAX_POLICY_BYTES} bytes")
-        with open(path, encoding="utf-8") as file:
-            text = file.read(MAX_POLICY_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"cannot be read: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"cannot be read as UTF-8 text: {error}") from None
-    return parse_policy(text), signature
+    return parse_policy(read_text(path, MAX_POLICY_BYTES)), signature
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,20 +45,27 @@ def secret_or_file(env: EnvReader, row: Setting) -> str | None:
     return value if content is None else content
 
 
-def _text(path: str) -> str:
-    """The text of a file, read once (missing, unreadable or not UTF-8: a ConfigError)."""
+def read_text(path: str, limit: int | None = None) -> str:
+    """The text of a file, read once (missing, unreadable or not UTF-8: a ConfigError); with `limit`, a file
+    of more than `limit` bytes is a ConfigError too, found before and while reading (a file that grows, or
+    one whose size says nothing, such as a device, is never read past it)."""
     try:
+        if limit is not None and os.stat(path).st_size > limit:
+            raise ConfigError(f"is larger than {limit} bytes")
         with open(path, encoding="utf-8") as file:
-            return file.read()
+            text = file.read() if limit is None else file.read(limit + 1)
     except OSError as error:
         raise ConfigError(f"cannot be read: {error.strerror}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"cannot be read as UTF-8 text: {error}") from None
+    if limit is not None and len(text) > limit:  # characters: more than `limit` of them is more than `limit` bytes
+        raise ConfigError(f"is larger than {limit} bytes")
+    return text
 
 
 def _secret_file(path: str) -> str:
     """The text of a secret file without its surrounding blanks (empty: a ConfigError)."""
-    content = _text(path).strip()
+    content = read_text(path).strip()
     if not content:
         raise ConfigError("is empty")
     return content
@@ -240,9 +247,7 @@ def read_tokens(path: str) -> TokensFile:
         signature = file_signature(os.stat(path))
     except OSError as error:
         raise ConfigError(f"cannot be read: {error.strerror}") from None
-    if signature[1] > MAX_TOKENS_FILE_BYTES:
-        raise ConfigError(f"is larger than {MAX_TOKENS_FILE_BYTES} bytes")
-    lines = _text(path).splitlines()
+    lines = read_text(path, MAX_TOKENS_FILE_BYTES).splitlines()
     digests: list[bytes] = []
     names: list[str] = []
     for number, raw in enumerate(lines, start=1):

@@ -10,11 +10,11 @@ least 1); 0 means no limit of that kind for the principal.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.infrastructure.config.credentials import read_text
 from service.infrastructure.config.reader import ConfigError, Described
 
 MAX_QUOTA_FILE_BYTES = 1024 * 1024
@@ -81,16 +81,7 @@ def parse_quotas(text: str) -> dict[str, dict[str, float]]:
 
 
 def read_quotas(path: str) -> dict[str, dict[str, float]]:
-    try:
-        if os.stat(path).st_size > MAX_QUOTA_FILE_BYTES:
-            raise ConfigError(f"is larger than {MAX_QUOTA_FILE_BYTES} bytes")
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except OSError as error:
-        raise ConfigError(f"cannot be read: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"cannot be read as UTF-8 text: {error}") from None
-    return parse_quotas(text)
+    return parse_quotas(read_text(path, MAX_QUOTA_FILE_BYTES))
 
 
 QUOTA_FILE = Described(read_quotas, "path of a JSON file of per-principal quotas")
