@@ -16,6 +16,7 @@ This package is the bottom of the infrastructure: it imports no adapter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Mapping
@@ -424,12 +425,7 @@ class Settings:
                 ),
                 "tls": tls_settings(env, warnings),
                 "mongodb": mongodb,
-                "server": read_group(
-                    ServerSettings,
-                    env,
-                    given={},
-                    defaults={"max_concurrent_rpcs_per_principal": _principal_share(env, tokens is not None)},
-                ),
+                "server": _server(env, tokens is not None),
                 "tracing": _tracing(env),
                 "warnings": tuple(warnings),
             },
@@ -446,16 +442,14 @@ class Settings:
         return logging.getLevelNamesMapping()[self.log_level]
 
 
-def _principal_share(env: EnvReader, tokens: bool) -> int:
-    """The default per-principal share: half the application slots when callers are told apart, else none."""
-    ca = row_of(TlsSettings, "client_ca_file").variable
-    if not tokens and env.raw(ca) is None:
-        return 0
-    try:  # a bad value is reported by its own row
-        limit = Whole(0, 1_000_000)(env.raw(row_of(ServerSettings, "max_concurrent_rpcs").variable) or "128")
-    except ConfigError:
-        limit = 128
-    return (limit + 1) // 2 if limit else 0
+def _server(env: EnvReader, tokens: bool) -> ServerSettings:
+    """The server's settings; the per-principal share defaults to half the application slots when callers are
+    told apart (tokens or client certificates), else to none."""
+    server = read_group(ServerSettings, env, given={})
+    told_apart = tokens or env.raw(row_of(TlsSettings, "client_ca_file").variable) is not None
+    if told_apart and env.raw(row_of(ServerSettings, "max_concurrent_rpcs_per_principal").variable) is None:
+        server = dataclasses.replace(server, max_concurrent_rpcs_per_principal=(server.max_concurrent_rpcs + 1) // 2)
+    return server
 
 
 def _check(settings: Settings, env: EnvReader) -> None:

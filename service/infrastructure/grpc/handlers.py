@@ -148,14 +148,18 @@ def peer_host(peer: str) -> str:
     return peer
 
 
+def token_refusal(authenticator: TokenAuthenticator, metadata: Metadata) -> grpc.Status | None:
+    """BEARER_TOKEN_MISSING or _INVALID, or None when the metadata carries a known token."""
+    verdict = authenticator.check(metadata)
+    return None if verdict is TokenCheck.VALID else TOKEN_STATUS[verdict]
+
+
 def _refusal(
     authenticator: TokenAuthenticator | None, admission: Admission | None, metadata: Metadata
 ) -> grpc.Status | None:
     """Why a call may not run (no valid token, then no free slot), or None: it runs, holding a slot of `admission`."""
-    if authenticator is not None:
-        verdict = authenticator.check(metadata)
-        if verdict is not TokenCheck.VALID:
-            return TOKEN_STATUS[verdict]
+    if authenticator is not None and (refusal := token_refusal(authenticator, metadata)) is not None:
+        return refusal
     if admission is not None and not admission.try_enter():
         return concurrency_limit_status(admission.limit, admission.retry_after_seconds)
     return None
@@ -371,8 +375,8 @@ class UnknownMethodHandler(_GenericHandler):
         refusal = None
         if self._guard is not None:  # the gate: token, then the policy, which covers every path (as grpc-go's)
             refusal = self._guard(metadata, context, method)
-        elif method.startswith(self._prefix):
-            refusal = _refusal(self._authenticator, None, metadata)
+        elif method.startswith(self._prefix) and self._authenticator is not None:
+            refusal = token_refusal(self._authenticator, metadata)
         await _abort(context, refusal or method_not_found_status(method[:128]))
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:

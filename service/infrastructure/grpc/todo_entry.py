@@ -16,10 +16,8 @@ from typing import Any
 import grpc
 
 from service.application.todo_entry import TodoEntryService
-from service.infrastructure.auth import TokenCheck
 from service.infrastructure.grpc import todo_entry_mapper as mapper
-from service.infrastructure.grpc.gate import TOKEN_STATUS
-from service.infrastructure.grpc.handlers import CallPolicy, UnknownMethodHandler, service_handlers
+from service.infrastructure.grpc.handlers import CallPolicy, UnknownMethodHandler, service_handlers, token_refusal
 from service.infrastructure.grpc.observer import Context, Metadata, RpcObserver
 from service.infrastructure.grpc.reflection import Guard
 from service.infrastructure.observability.logs import principal_var
@@ -125,8 +123,7 @@ class TodoApi:
         if authenticator is not None:
 
             def tokens(metadata: Metadata, context: Context, path: str) -> grpc.Status | None:
-                verdict = authenticator.check(metadata)
-                return None if verdict is TokenCheck.VALID else TOKEN_STATUS[verdict]
+                return token_refusal(authenticator, metadata)
 
             return tokens
         return None
