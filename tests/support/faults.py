@@ -270,5 +270,3 @@ def _shown(item: object) -> str:
 
 
 FIGURES = Figures()
-
-Check = Callable[[], Awaitable[None]]

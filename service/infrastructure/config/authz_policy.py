@@ -221,7 +221,7 @@ class PolicySource:
 
     path: str
     policy: Policy = field(repr=False)
-    signature: tuple[int, int, int] = (0, 0, 0)
+    signature: tuple[int, int, int]
 
 
 def _policy_source(path: str) -> PolicySource:

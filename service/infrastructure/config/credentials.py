@@ -184,11 +184,11 @@ class TokensFile:
     path: str
     digests: tuple[bytes, ...] = field(repr=False)
     signature: tuple[int, int, int]
-    names: tuple[str, ...] = ()  # the principal of each digest, in the same order
+    names: tuple[str, ...]  # the principal of each digest, in the same order
 
     def principal_names(self) -> tuple[str, ...]:
-        """The names, one per digest (a file read without names: each from its digest)."""
-        return self.names or tuple(token_principal(digest) for digest in self.digests)
+        """The names, one per digest (a line without a name has one made from its digest)."""
+        return self.names
 
 
 MAX_TOKENS_FILE_BYTES = 1024 * 1024

@@ -105,8 +105,6 @@ def _shown(value: object) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, float):
         return f"`{value:g}`"
-    if isinstance(value, int):
-        return f"`{value}`"
     return f"`{value}`"
 
 
