@@ -121,7 +121,7 @@ class ServerSettings:
     rate_per_principal: float = setting(
         "TODO_RATE_PER_PRINCIPAL",
         0.0,
-        Described(_rate, "calls per second, 0 to 1,000,000"),
+        Described(_rate, "calls per second: 0, or 0.001 to 1,000,000"),
         "calls per second one principal may start (a token bucket with a burst of one second's calls; 0: no "
         "rate); beyond it `RESOURCE_EXHAUSTED` (`QUOTA_EXCEEDED`) with the wait in `RetryInfo`. Per process",
     )
